@@ -1,0 +1,63 @@
+"""Copydeck application factory."""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask
+
+from app import config as config_module
+from app.extensions import csrf, db, limiter, login_manager, migrate
+
+
+def create_app(overrides: dict[str, Any] | None = None) -> Flask:
+    """Build the app: config, extensions, blueprints, CLI — nothing else."""
+    app = Flask(
+        __name__,
+        template_folder=str(config_module.ROOT / "templates"),
+        static_folder=str(config_module.ROOT / "static"),
+        instance_path=str(config_module.INSTANCE),
+    )
+    app.config.update(config_module.load())
+    if overrides:
+        app.config.update(overrides)
+    _check_config(app)
+    app.instance_path and config_module.INSTANCE.mkdir(parents=True, exist_ok=True)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    db.init_app(app)
+    from app import db_setup
+    db_setup.configure_engine(app)
+    migrate.init_app(app, db, directory=str(config_module.ROOT / "migrations"))
+    login_manager.init_app(app)
+    csrf.init_app(app)
+    limiter.init_app(app)
+
+    import workers
+    workers.init_app(app)
+
+    from app import models  # noqa: F401  (every model, for Alembic and relationships)
+    from app.auth.views import bp as auth_bp
+    from app.catalog.views import bp as catalog_bp
+    from app.generation.views import bp as generation_bp
+    from app.health.views import bp as health_bp
+    from app.history.views import bp as history_bp
+
+    for blueprint in (auth_bp, catalog_bp, generation_bp, history_bp, health_bp):
+        app.register_blueprint(blueprint)
+    csrf.exempt(health_bp)
+
+    from app import web
+    web.init_app(app)
+    from app.cli import register_cli
+    register_cli(app)
+    return app
+
+
+def _check_config(app: Flask) -> None:
+    """Refuse settings that would break the job's time budget."""
+    deadline, job_timeout = app.config["LLM_DEADLINE"], app.config["JOB_TIMEOUT"]
+    if deadline + 20 > job_timeout:
+        raise RuntimeError(
+            f"LLM_DEADLINE ({deadline}s) plus 20s for storing results must fit in JOB_TIMEOUT ({job_timeout}s)"
+        )

@@ -1,0 +1,68 @@
+"""Prompt templates and their immutable versions."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, ForeignKey, String, Text, UniqueConstraint, func
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.auth.models import utcnow
+from app.extensions import db
+
+CATEGORIES = ("Ads", "Press & PR", "Website", "Email", "Social", "Frameworks", "Rewrite")
+
+
+class Template(db.Model):
+    """A catalogue entry; what users run is its published version."""
+
+    __tablename__ = "templates"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(String(80), unique=True, index=True)
+    name: Mapped[str] = mapped_column(String(120))
+    category: Mapped[str] = mapped_column(String(40), index=True)
+    description: Mapped[str] = mapped_column(String(300), default="")
+    icon: Mapped[str] = mapped_column(String(40), default="sparkles")
+    source: Mapped[str] = mapped_column(String(20), default="seed")  # seed | admin
+    seed_hash: Mapped[str | None] = mapped_column(String(64))
+    published_version_id: Mapped[int | None] = mapped_column(
+        ForeignKey("template_versions.id", use_alter=True, name="fk_template_published_version")
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
+
+    published_version: Mapped["TemplateVersion | None"] = relationship(
+        foreign_keys=[published_version_id], post_update=True
+    )
+
+
+class TemplateVersion(db.Model):
+    """One immutable snapshot of a template's fields, prompts and output rules."""
+
+    __tablename__ = "template_versions"
+    __table_args__ = (UniqueConstraint("template_id", "number", name="uq_template_version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    template_id: Mapped[int] = mapped_column(ForeignKey("templates.id", ondelete="CASCADE"), index=True)
+    number: Mapped[int]
+    fields: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    system_prompt: Mapped[str] = mapped_column(Text)
+    user_prompt: Mapped[str] = mapped_column(Text)
+    output: Mapped[dict[str, Any]] = mapped_column(JSON)
+    message: Mapped[str] = mapped_column(String(300), default="")
+    author_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
+
+    template: Mapped[Template] = relationship(foreign_keys=[template_id])
+
+    @property
+    def default_variants(self) -> int:
+        return int(self.output.get("variants", 3))
+
+    @property
+    def max_chars(self) -> int | None:
+        return self.output.get("max_chars")
+
+    @property
+    def format(self) -> str:
+        return self.output.get("format", "single")

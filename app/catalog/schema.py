@@ -1,0 +1,146 @@
+"""The template data format (seed files, and later admin import/export), validated strictly."""
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from app.catalog.models import CATEGORIES
+from app.catalog.rendering import PromptError, check_syntax, render_prompt
+
+FIELD_TYPES = ("text", "textarea", "select", "number")
+FORMATS = ("single", "list")
+SLUG_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+RESERVED_NAMES = {"tone", "language", "variant_count", "brand_voice", "creativity", "variants"}
+TOP_KEYS = {"slug", "name", "category", "description", "icon", "fields", "output", "system_prompt", "user_prompt"}
+FIELD_KEYS = {"name", "label", "type", "required", "max_length", "placeholder", "help", "options", "min", "max"}
+TEXT_MAX = {"text": 200, "textarea": 4000}
+
+
+class TemplateDataError(ValueError):
+    """A template file that does not follow the format; the message says where."""
+
+
+def _fail(where: str, message: str) -> None:
+    raise TemplateDataError(f"{where}: {message}")
+
+
+def validate_field(field: Any, where: str) -> dict[str, Any]:
+    if not isinstance(field, dict):
+        _fail(where, "a field must be a mapping")
+    unknown = set(field) - FIELD_KEYS
+    if unknown:
+        _fail(where, f"unknown key(s) {sorted(unknown)}")
+    name = field.get("name")
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        _fail(where, "name must be a lowercase identifier (letters, digits, _)")
+    if name in RESERVED_NAMES:
+        _fail(where, f"name '{name}' is reserved")
+    ftype = field.get("type")
+    if ftype not in FIELD_TYPES:
+        _fail(where, f"unknown field type {ftype!r} (expected one of {', '.join(FIELD_TYPES)})")
+    label = field.get("label")
+    if not isinstance(label, str) or not label.strip():
+        _fail(where, "label is required")
+    clean: dict[str, Any] = {
+        "name": name,
+        "label": label.strip(),
+        "type": ftype,
+        "required": bool(field.get("required", False)),
+        "placeholder": str(field.get("placeholder") or ""),
+        "help": str(field.get("help") or ""),
+    }
+    if ftype in TEXT_MAX:
+        max_length = field.get("max_length", TEXT_MAX[ftype])
+        if not isinstance(max_length, int) or not 1 <= max_length <= TEXT_MAX[ftype]:
+            _fail(where, f"max_length must be an integer from 1 to {TEXT_MAX[ftype]}")
+        clean["max_length"] = max_length
+    if ftype == "select":
+        options = field.get("options")
+        if not isinstance(options, list) or not options or not all(isinstance(o, str) and o for o in options):
+            _fail(where, "a select needs a non-empty list of text options")
+        clean["options"] = options
+    if ftype == "number":
+        low, high = field.get("min", 0), field.get("max", 1000)
+        if not isinstance(low, int) or not isinstance(high, int) or low > high:
+            _fail(where, "min and max must be integers with min <= max")
+        clean["min"], clean["max"] = low, high
+    return clean
+
+
+def validate_output(output: Any, where: str) -> dict[str, Any]:
+    if not isinstance(output, dict):
+        _fail(where, "output must be a mapping")
+    unknown = set(output) - {"variants", "max_chars", "format"}
+    if unknown:
+        _fail(where, f"unknown key(s) {sorted(unknown)}")
+    variants = output.get("variants", 3)
+    if not isinstance(variants, int) or not 1 <= variants <= 5:
+        _fail(where, "variants must be an integer from 1 to 5")
+    max_chars = output.get("max_chars")
+    if max_chars is not None and (not isinstance(max_chars, int) or max_chars < 1):
+        _fail(where, "max_chars must be a positive integer or null")
+    fmt = output.get("format", "single")
+    if fmt not in FORMATS:
+        _fail(where, f"format must be one of {', '.join(FORMATS)}")
+    return {"variants": variants, "max_chars": max_chars, "format": fmt}
+
+
+def sample_context(fields: list[dict[str, Any]]) -> dict[str, Any]:
+    """Plausible values for every field, used to prove that prompts render."""
+    context: dict[str, Any] = {}
+    for field in fields:
+        if field["type"] == "number":
+            context[field["name"]] = field.get("min", 1)
+        elif field["type"] == "select":
+            context[field["name"]] = field["options"][0]
+        else:
+            context[field["name"]] = f"sample {field['name']}"
+    context.update(tone="Friendly", language="English", variant_count=3, brand_voice="")
+    return context
+
+
+def validate_template_data(data: Any, where: str = "template") -> dict[str, Any]:
+    """Check a template mapping and return its clean form, or raise TemplateDataError."""
+    if not isinstance(data, dict):
+        _fail(where, "a template must be a mapping")
+    unknown = set(data) - TOP_KEYS
+    if unknown:
+        _fail(where, f"unknown key(s) {sorted(unknown)}")
+    missing = {"slug", "name", "category", "fields", "output", "system_prompt", "user_prompt"} - set(data)
+    if missing:
+        _fail(where, f"missing key(s) {sorted(missing)}")
+    slug = data["slug"]
+    if not isinstance(slug, str) or not SLUG_RE.match(slug) or len(slug) > 80:
+        _fail(where, "slug must be lowercase words joined by hyphens")
+    if data["category"] not in CATEGORIES:
+        _fail(where, f"category must be one of {', '.join(CATEGORIES)}")
+    if not isinstance(data["name"], str) or not data["name"].strip():
+        _fail(where, "name is required")
+    fields_raw = data["fields"]
+    if not isinstance(fields_raw, list) or not fields_raw:
+        _fail(where, "fields must be a non-empty list")
+    fields = [validate_field(f, f"{where}: field {i + 1}") for i, f in enumerate(fields_raw)]
+    names = [f["name"] for f in fields]
+    if len(set(names)) != len(names):
+        _fail(where, "field names must be unique")
+    output = validate_output(data["output"], f"{where}: output")
+    for key in ("system_prompt", "user_prompt"):
+        if not isinstance(data[key], str) or not data[key].strip():
+            _fail(where, f"{key} is required")
+        try:
+            check_syntax(data[key])
+            render_prompt(data[key], sample_context(fields))
+        except PromptError as exc:
+            _fail(f"{where}: {key}", str(exc))
+    return {
+        "slug": slug,
+        "name": data["name"].strip(),
+        "category": data["category"],
+        "description": str(data.get("description") or "").strip(),
+        "icon": str(data.get("icon") or "sparkles"),
+        "fields": fields,
+        "output": output,
+        "system_prompt": data["system_prompt"],
+        "user_prompt": data["user_prompt"],
+    }

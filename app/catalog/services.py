@@ -1,0 +1,111 @@
+"""Catalogue rules: seeding from data files, listing, finding a published template."""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import yaml
+from sqlalchemy import func, or_, select
+
+from app.catalog.models import CATEGORIES, Template, TemplateVersion
+from app.catalog.schema import TemplateDataError, validate_template_data
+from app.extensions import db
+
+SEED_DIR = Path(__file__).resolve().parent / "seed"
+
+ICONS = {
+    "megaphone": "📣", "newspaper": "📰", "globe": "🌐", "mail": "✉️", "chat": "💬",
+    "sparkles": "✨", "pencil": "✏️", "target": "🎯", "rocket": "🚀", "tag": "🏷️",
+    "search": "🔎", "bolt": "⚡",
+}
+
+
+def load_seed_files(directory: Path = SEED_DIR) -> list[dict]:
+    """Read and validate every seed file; one bad file fails the whole load."""
+    templates, slugs = [], set()
+    for path in sorted(directory.glob("*.yaml")):
+        try:
+            raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except yaml.YAMLError as exc:
+            raise TemplateDataError(f"{path.name}: not valid YAML ({exc})") from exc
+        data = validate_template_data(raw, path.name)
+        if data["slug"] in slugs:
+            raise TemplateDataError(f"{path.name}: slug '{data['slug']}' is used twice")
+        slugs.add(data["slug"])
+        templates.append(data)
+    return templates
+
+
+def _content_hash(data: dict) -> str:
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+
+def _next_version_number(template: Template) -> int:
+    current = db.session.scalar(
+        select(func.max(TemplateVersion.number)).where(TemplateVersion.template_id == template.id)
+    )
+    return (current or 0) + 1
+
+
+def seed_templates(directory: Path = SEED_DIR) -> dict[str, int]:
+    """Create or update the built-in templates from the data files, idempotently.
+
+    A template whose file is unchanged is left alone; a changed file adds a new
+    version and publishes it (older versions stay, generations keep theirs).
+    Templates taken over by an admin (source != "seed") are never overwritten.
+    """
+    counts = {"created": 0, "updated": 0, "unchanged": 0}
+    for data in load_seed_files(directory):
+        digest = _content_hash(data)
+        template = db.session.scalars(select(Template).where(Template.slug == data["slug"])).first()
+        if template is not None and (template.seed_hash == digest or template.source != "seed"):
+            counts["unchanged"] += 1
+            continue
+        if template is None:
+            template = Template(slug=data["slug"], source="seed")
+            db.session.add(template)
+            counts["created"] += 1
+        else:
+            counts["updated"] += 1
+        template.name = data["name"]
+        template.category = data["category"]
+        template.description = data["description"]
+        template.icon = data["icon"]
+        template.seed_hash = digest
+        db.session.flush()
+        version = TemplateVersion(
+            template_id=template.id,
+            number=_next_version_number(template),
+            fields=data["fields"],
+            system_prompt=data["system_prompt"],
+            user_prompt=data["user_prompt"],
+            output=data["output"],
+            message="Seeded from app/catalog/seed",
+        )
+        db.session.add(version)
+        db.session.flush()
+        template.published_version_id = version.id
+    db.session.commit()
+    return counts
+
+
+def list_templates(query: str = "", category: str = "") -> list[Template]:
+    """Published templates, filtered by a name search and a category."""
+    stmt = select(Template).where(Template.published_version_id.is_not(None))
+    if category in CATEGORIES:
+        stmt = stmt.where(Template.category == category)
+    query = query.strip()
+    if query:
+        like = f"%{query.lower()}%"
+        stmt = stmt.where(or_(func.lower(Template.name).like(like), func.lower(Template.description).like(like)))
+    templates = list(db.session.scalars(stmt.order_by(Template.name)))
+    order = {c: i for i, c in enumerate(CATEGORIES)}
+    return sorted(templates, key=lambda t: (order.get(t.category, 99), t.name))
+
+
+def get_published(slug: str) -> Template | None:
+    template = db.session.scalars(select(Template).where(Template.slug == slug)).first()
+    if template is None or template.published_version is None:
+        return None
+    return template

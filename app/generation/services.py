@@ -1,0 +1,146 @@
+"""Generation rules: render the prompt, reserve quota, record, enqueue after commit."""
+from __future__ import annotations
+
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import select
+
+from app.auth.models import User, utcnow
+from app.catalog.models import Template, TemplateVersion
+from app.catalog.rendering import render_prompt
+from app.extensions import db
+from app.generation.models import Generation, Variant
+from app.generation.rules import check
+from app.llm import LLMSettings
+from app.quota import services as quota
+from app.workspaces.models import Workspace
+from workers import enqueue_after_commit
+
+TONES = ("Professional", "Friendly", "Bold", "Playful", "Persuasive", "Empathetic", "Witty", "Luxury", "Urgent", "Casual")
+LANGUAGES = (
+    "English", "Spanish", "French", "German", "Italian", "Portuguese", "Dutch",
+    "Polish", "Swedish", "Japanese", "Chinese (Simplified)", "Korean",
+)
+CREATIVITY = {"low": 0.3, "balanced": 0.7, "high": 1.0}
+MAX_VARIANTS = 5
+
+
+def build_context(version: TemplateVersion, values: dict[str, Any], *, tone: str, language: str,
+                  variant_count: int, brand_voice: str = "") -> dict[str, Any]:
+    """The variables a template's prompts may use."""
+    context: dict[str, Any] = {}
+    for field in version.fields:
+        value = values.get(field["name"])
+        context[field["name"]] = "" if value is None else value
+    context.update(tone=tone, language=language, variant_count=variant_count, brand_voice=brand_voice)
+    return context
+
+
+def _search_document(template: Template, inputs: dict[str, Any], texts: list[str]) -> str:
+    parts = [template.name] + [str(v) for v in inputs.values() if v not in (None, "")] + texts
+    return "\n".join(parts).lower()
+
+
+def start(*, workspace: Workspace, user: User, template: Template, values: dict[str, Any],
+          tone: str, language: str, variant_count: int, creativity: str,
+          parent_variant: Variant | None = None) -> Generation:
+    """Record a generation, reserve its quota and enqueue its job after commit.
+
+    Raises PromptError if the template cannot be rendered and QuotaExceeded
+    when the user has too few generations left; either way nothing is written.
+    """
+    version = template.published_version
+    context = build_context(version, values, tone=tone, language=language, variant_count=variant_count)
+    system_prompt = render_prompt(version.system_prompt, context)
+    user_prompt = render_prompt(version.user_prompt, context)
+    if parent_variant is not None:
+        user_prompt += (
+            "\n\nWrite a fresh variant in the same spirit, style and length as this one "
+            f"(do not repeat it word for word):\n{parent_variant.text}"
+        )
+    settings = LLMSettings.from_config(current_app.config)
+    generation = Generation(
+        workspace_id=workspace.id,
+        user_id=user.id,
+        template_id=template.id,
+        template_version_id=version.id,
+        inputs=dict(values),
+        tone=tone,
+        language=language,
+        variant_count=variant_count,
+        creativity=CREATIVITY.get(creativity, 0.7),
+        system_prompt=system_prompt,
+        user_prompt=user_prompt,
+        status="queued",
+        model=settings.model,
+        parent_variant_id=parent_variant.id if parent_variant is not None else None,
+        search_document=_search_document(template, values, []),
+    )
+    db.session.add(generation)
+    db.session.flush()
+    try:
+        quota.reserve(workspace, user.id, generation.id, variant_count)
+    except quota.QuotaExceeded:
+        db.session.rollback()
+        raise
+    enqueue_after_commit(db.session, "app.generation.tasks.run_generation", generation.id,
+                         job_id=f"generation-{generation.id}")
+    db.session.commit()
+    return generation
+
+
+def rerun(generation: Generation, user: User, workspace: Workspace) -> Generation:
+    """Regenerate: the same inputs with the template's current published version."""
+    return start(
+        workspace=workspace, user=user, template=generation.template, values=generation.inputs,
+        tone=generation.tone, language=generation.language, variant_count=generation.variant_count,
+        creativity=_creativity_name(generation.creativity),
+    )
+
+
+def more_like(variant: Variant, user: User, workspace: Workspace) -> Generation:
+    """A new generation seeded from one variant."""
+    source = variant.generation
+    return start(
+        workspace=workspace, user=user, template=source.template, values=source.inputs,
+        tone=source.tone, language=source.language, variant_count=source.variant_count,
+        creativity=_creativity_name(source.creativity), parent_variant=variant,
+    )
+
+
+def _creativity_name(value: float) -> str:
+    return min(CREATIVITY, key=lambda name: abs(CREATIVITY[name] - value))
+
+
+def refresh_search_document(generation: Generation) -> None:
+    texts = [v.text for v in generation.variants]
+    generation.search_document = _search_document(generation.template, generation.inputs, texts)
+
+
+def edit_variant(variant: Variant, text: str) -> None:
+    """Save an edit; the model's first text is kept in original_text."""
+    if variant.original_text is None:
+        variant.original_text = variant.text
+    variant.text = text
+    variant.edited_at = utcnow()
+    fmt = variant.generation.template_version.format
+    limit = variant.generation.template_version.max_chars
+    variant.over_limit = not check(text, fmt, limit).ok
+    refresh_search_document(variant.generation)
+    db.session.commit()
+
+
+def delete_variant(variant: Variant) -> None:
+    generation = variant.generation
+    db.session.delete(variant)
+    db.session.flush()
+    db.session.refresh(generation)
+    refresh_search_document(generation)
+    db.session.commit()
+
+
+def variants_of(generation_id: int) -> list[Variant]:
+    return list(db.session.scalars(
+        select(Variant).where(Variant.generation_id == generation_id).order_by(Variant.position)
+    ))

@@ -1,0 +1,212 @@
+"""The generation job: N variants concurrently, streamed to Redis, stored once.
+
+The job takes a generation id. It is safe to run twice (an RQ retry, or
+abandoned-job recovery): a finished generation is left alone, variants are
+unique per (generation, position) and written in one transaction together
+with the quota settlement, and settle/refund act once per generation.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from datetime import timedelta
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from flask import Flask, current_app, has_app_context
+from sqlalchemy import update
+from sqlalchemy.exc import IntegrityError
+
+from app.auth.models import utcnow
+from app.extensions import db
+from app.generation.models import Generation, Variant
+from app.generation.rules import check, clean_output, repair_instruction
+from app.generation.services import refresh_search_document
+from app.generation.streams import GenerationStream
+from app.llm import LLMError, LLMSettings, stream_chat
+from app.quota import services as quota
+
+log = logging.getLogger(__name__)
+
+_worker_app: Flask | None = None
+
+
+def _app() -> Flask:
+    """The app to run jobs in: the current one (tests), else one per worker process."""
+    global _worker_app
+    if has_app_context():
+        return current_app._get_current_object()
+    if _worker_app is None:
+        from app import create_app
+        _worker_app = create_app()
+    return _worker_app
+
+
+@dataclass
+class VariantResult:
+    position: int
+    text: str = ""
+    over_limit: bool = False
+    repaired: bool = False
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    model: str = ""
+    error: LLMError | None = None
+
+
+def run_generation(generation_id: int) -> str:
+    """RQ entry point."""
+    app = _app()
+    with app.app_context():
+        try:
+            return _run(generation_id)
+        finally:
+            db.session.remove()
+
+
+def _run(generation_id: int) -> str:
+    generation = db.session.get(Generation, generation_id)
+    if generation is None:
+        log.warning("generation %s: not found, nothing to do", generation_id)
+        return "missing"
+    if generation.is_finished:
+        log.info("generation %s: already %s, skipping", generation_id, generation.status)
+        return generation.status
+    config = current_app.config
+    settings = LLMSettings.from_config(config)
+    redis = current_app.extensions["redis"]
+    stream = GenerationStream(redis, generation_id, config["STREAM_TTL_SECONDS"])
+    version = generation.template_version
+    fmt, limit = version.format, version.max_chars
+    job_start = time.monotonic()
+    deadline_at = job_start + settings.deadline
+
+    generation.status = "running"
+    generation.started_at = utcnow()
+    messages = [
+        {"role": "system", "content": generation.system_prompt},
+        {"role": "user", "content": generation.user_prompt},
+    ]
+    temperature = generation.creativity
+    count = generation.variant_count
+    db.session.commit()
+    stream.started()
+    log.info("generation %s: %s variants with %s", generation_id, count, settings.model)
+
+    def produce(position: int) -> VariantResult:
+        result = VariantResult(position)
+        try:
+            completion = stream_chat(
+                settings, messages, temperature=temperature, deadline_at=deadline_at,
+                on_token=lambda piece: stream.token(position, piece),
+                on_restart=lambda: stream.reset(position),
+            )
+            text = clean_output(completion.text, fmt)
+            result.prompt_tokens += completion.prompt_tokens
+            result.completion_tokens += completion.completion_tokens
+            result.model = completion.model
+            verdict = check(text, fmt, limit)
+            if not verdict.ok and limit is not None:
+                # One repair request; if it is still over, it is shown flagged, never cut.
+                stream.reset(position)
+                repair_messages = messages + [
+                    {"role": "assistant", "content": text},
+                    {"role": "user", "content": repair_instruction(fmt, limit, verdict)},
+                ]
+                try:
+                    repaired = stream_chat(
+                        settings, repair_messages, temperature=min(temperature, 0.5),
+                        deadline_at=deadline_at,
+                        on_token=lambda piece: stream.token(position, piece),
+                        on_restart=lambda: stream.reset(position),
+                    )
+                    result.prompt_tokens += repaired.prompt_tokens
+                    result.completion_tokens += repaired.completion_tokens
+                    repaired_text = clean_output(repaired.text, fmt)
+                    if repaired_text:
+                        text = repaired_text
+                        result.repaired = True
+                except LLMError as exc:
+                    log.warning("generation %s variant %s: repair failed: %s", generation_id, position, exc)
+                verdict = check(text, fmt, limit)
+            if not text:
+                raise LLMError("The AI service returned an empty answer. Your quota was not used; please try again.")
+            result.text = text
+            result.over_limit = not verdict.ok
+            stream.variant(position, text, result.over_limit)
+        except LLMError as exc:
+            log.warning("generation %s variant %s failed: %s", generation_id, position, exc)
+            result.error = exc
+            stream.reset(position)
+        return result
+
+    if count == 1:
+        results = [produce(0)]
+    else:
+        with ThreadPoolExecutor(max_workers=count, thread_name_prefix=f"gen{generation_id}") as pool:
+            results = list(pool.map(produce, range(count)))
+    return _store(generation_id, results, stream, settings.model)
+
+
+def _store(generation_id: int, results: list[VariantResult], stream: GenerationStream, default_model: str) -> str:
+    """Write variants, totals and the quota settlement in one transaction."""
+    generation = db.session.get(Generation, generation_id)
+    succeeded = [r for r in results if r.error is None]
+    generation.prompt_tokens = sum(r.prompt_tokens for r in results)
+    generation.completion_tokens = sum(r.completion_tokens for r in results)
+    generation.model = next((r.model for r in succeeded if r.model), default_model)
+    generation.finished_at = utcnow()
+    if not succeeded:
+        message = results[0].error.user_message if results and results[0].error else "The generation failed."
+        generation.status = "failed"
+        generation.error_message = message
+        quota.refund(generation_id)
+        db.session.commit()
+        stream.finish("failed", message=message)
+        return "failed"
+    try:
+        for result in succeeded:
+            db.session.add(Variant(
+                generation_id=generation_id, position=result.position, text=result.text,
+                over_limit=result.over_limit, repaired=result.repaired,
+            ))
+        db.session.flush()
+    except IntegrityError:
+        # Another run of this job stored the variants first; keep its result.
+        db.session.rollback()
+        stream.finish("done")
+        return "duplicate"
+    failed = len(results) - len(succeeded)
+    generation.status = "succeeded"
+    if failed:
+        generation.error_message = (
+            f"{failed} of {len(results)} variants could not be generated; "
+            f"you were charged for {len(succeeded)}."
+        )
+    quota.settle(generation_id, used=len(succeeded))
+    db.session.refresh(generation)
+    refresh_search_document(generation)
+    db.session.commit()
+    stream.finish("done")
+    return "succeeded"
+
+
+def recover_stale(max_age_seconds: int) -> int:
+    """Mark generations stuck in queued/running (lost jobs) failed and refund them."""
+    cutoff = utcnow() - timedelta(seconds=max_age_seconds)
+    stale = db.session.scalars(
+        db.select(Generation.id).where(
+            Generation.status.in_(("queued", "running")),
+            Generation.created_at < cutoff,
+        )
+    ).all()
+    for generation_id in stale:
+        db.session.execute(
+            update(Generation)
+            .where(Generation.id == generation_id, Generation.status.in_(("queued", "running")))
+            .values(status="failed", finished_at=utcnow(),
+                    error_message="This generation was interrupted. Your quota was not used; please try again.")
+        )
+        quota.refund(generation_id)
+    db.session.commit()
+    return len(stale)

@@ -1,0 +1,215 @@
+"""Generate, watch the variants stream in, and work with them."""
+from __future__ import annotations
+
+from flask import Blueprint, Response, abort, current_app, flash, g, redirect, render_template, request, url_for
+from flask_login import current_user
+
+from app.catalog.rendering import PromptError
+from app.catalog.services import get_published
+from app.extensions import db, limiter
+from app.generation import services
+from app.generation.forms import build_generate_form, template_fields, values_from
+from app.generation.models import Generation, Variant
+from app.generation.streams import iter_sse, partial_texts
+from app.quota.services import QuotaExceeded
+from app.web import htmx_redirect, is_htmx, workspace_required
+from app.workspaces.services import get_in_workspace_or_404
+
+bp = Blueprint("generation", __name__)
+
+MAX_VARIANT_CHARS = 20_000
+
+
+def _generation_or_404(generation_id: int) -> Generation:
+    return get_in_workspace_or_404(Generation, generation_id, g.workspace.id)
+
+
+def _variant_or_404(variant_id: int) -> Variant:
+    variant = db.session.get(Variant, variant_id)
+    if variant is None or variant.generation.workspace_id != g.workspace.id:
+        abort(404)
+    return variant
+
+
+def _quota_message(exc: QuotaExceeded) -> str:
+    if exc.remaining == 0:
+        return "You have used all your generations for this month. Your allowance renews on the 1st."
+    return (f"You have {exc.remaining} generation{'s' if exc.remaining != 1 else ''} left this month "
+            f"and this needs {exc.requested}. Ask for fewer variants.")
+
+
+@bp.route("/write/<slug>", methods=["GET", "POST"])
+@workspace_required
+@limiter.limit("60 per minute", methods=["POST"])
+def write(slug: str):
+    template = get_published(slug)
+    if template is None:
+        abort(404)
+    version = template.published_version
+    form = build_generate_form(version)
+    status = 200
+    if form.validate_on_submit():
+        try:
+            generation = services.start(
+                workspace=g.workspace, user=current_user, template=template,
+                values=values_from(form, version), tone=form.tone.data, language=form.language.data,
+                variant_count=form.variant_count.data, creativity=form.creativity.data,
+            )
+        except QuotaExceeded as exc:
+            flash(_quota_message(exc), "error")
+            status = 402
+        except PromptError as exc:
+            current_app.logger.error("template %s does not render: %s", slug, exc)
+            flash("This template is broken right now and could not be used. Nothing was charged.", "error")
+            status = 422
+        else:
+            return redirect(url_for("generation.show", generation_id=generation.id))
+    elif form.is_submitted():
+        status = 422
+    return render_template(
+        "generation/write.html", template=template, version=version, form=form,
+        fields=template_fields(form, version),
+    ), status
+
+
+@bp.route("/generations/<int:generation_id>")
+@workspace_required
+def show(generation_id: int):
+    generation = _generation_or_404(generation_id)
+    return render_template("generation/show.html", generation=generation, **_pane_context(generation))
+
+
+def _pane_context(generation: Generation) -> dict:
+    live = []
+    if not generation.is_finished:
+        live = partial_texts(current_app.extensions["redis"], generation.id, generation.variant_count)
+    return {"live_texts": live, "version": generation.template_version}
+
+
+@bp.route("/generations/<int:generation_id>/variants")
+@workspace_required
+def variants(generation_id: int):
+    """The result pane alone: polled while running, fetched when the stream ends."""
+    generation = _generation_or_404(generation_id)
+    return render_template("generation/_results.html", generation=generation,
+                           polling=request.args.get("polling") == "1", oob=True,
+                           **_pane_context(generation))
+
+
+@bp.route("/generations/<int:generation_id>/stream")
+@workspace_required
+def stream(generation_id: int):
+    """Server-Sent Events from the generation's Redis Stream, resumable by Last-Event-ID."""
+    generation = _generation_or_404(generation_id)
+    redis = current_app.extensions["redis"]
+    last_id = request.headers.get("Last-Event-ID") or request.args.get("last_id") or "0-0"
+    if not _valid_stream_id(last_id):
+        last_id = "0-0"
+    block_ms = current_app.config["SSE_BLOCK_MS"]
+    max_idle = max(2, (current_app.config["JOB_TIMEOUT"] * 1000) // block_ms + 2)
+    if generation.is_finished and not redis.exists(f"gen:{generation.id}"):
+        body = iter(["retry: 2000\n\n", f"event: done\ndata: {{}}\n\n"])
+    else:
+        body = iter_sse(redis, generation.id, last_id, block_ms, max_idle)
+    # The body runs after the request's DB session is closed: it only touches Redis.
+    db.session.remove()
+    return Response(body, mimetype="text/event-stream", headers={
+        "Cache-Control": "no-cache", "X-Accel-Buffering": "no",
+    })
+
+
+def _valid_stream_id(value: str) -> bool:
+    head, _, tail = value.partition("-")
+    return head.isdigit() and (tail == "" or tail.isdigit()) and len(value) < 40
+
+
+@bp.route("/generations/<int:generation_id>/regenerate", methods=["POST"])
+@workspace_required
+@limiter.limit("60 per minute")
+def regenerate(generation_id: int):
+    generation = _generation_or_404(generation_id)
+    try:
+        new = services.rerun(generation, current_user, g.workspace)
+    except QuotaExceeded as exc:
+        flash(_quota_message(exc), "error")
+        return htmx_redirect(url_for("generation.show", generation_id=generation.id))
+    return htmx_redirect(url_for("generation.show", generation_id=new.id))
+
+
+def _card(variant: Variant, status: int = 200):
+    return render_template("generation/_variant.html", variant=variant,
+                           version=variant.generation.template_version), status
+
+
+@bp.route("/variants/<int:variant_id>")
+@workspace_required
+def variant(variant_id: int):
+    return _card(_variant_or_404(variant_id))
+
+
+@bp.route("/variants/<int:variant_id>/favourite", methods=["POST"])
+@workspace_required
+def favourite(variant_id: int):
+    variant = _variant_or_404(variant_id)
+    variant.is_favourite = not variant.is_favourite
+    db.session.commit()
+    return _card(variant)
+
+
+@bp.route("/variants/<int:variant_id>/rate", methods=["POST"])
+@workspace_required
+def rate(variant_id: int):
+    variant = _variant_or_404(variant_id)
+    value = {"up": 1, "down": -1, "none": 0}.get(request.form.get("value", ""))
+    if value is None:
+        return render_template("partials/_error.html", title="Unknown rating",
+                               message="Rate with thumbs up or down."), 422
+    variant.rating = 0 if variant.rating == value else value
+    db.session.commit()
+    return _card(variant)
+
+
+@bp.route("/variants/<int:variant_id>/edit", methods=["GET", "POST"])
+@workspace_required
+def edit(variant_id: int):
+    variant = _variant_or_404(variant_id)
+    version = variant.generation.template_version
+    error = None
+    if request.method == "POST":
+        text = (request.form.get("text") or "").strip()
+        if not text:
+            error = "The copy cannot be empty. Delete the variant instead if you do not want it."
+        elif len(text) > MAX_VARIANT_CHARS:
+            error = f"The copy can be at most {MAX_VARIANT_CHARS} characters."
+        else:
+            services.edit_variant(variant, text)
+            return _card(variant)
+        return render_template("generation/_variant_edit.html", variant=variant, version=version,
+                               text=text, error=error), 422
+    return render_template("generation/_variant_edit.html", variant=variant, version=version,
+                           text=variant.text, error=None)
+
+
+@bp.route("/variants/<int:variant_id>/delete", methods=["POST"])
+@workspace_required
+def delete(variant_id: int):
+    variant = _variant_or_404(variant_id)
+    generation_id = variant.generation_id
+    services.delete_variant(variant)
+    if is_htmx():
+        return ""
+    flash("Variant deleted.", "info")
+    return redirect(url_for("generation.show", generation_id=generation_id))
+
+
+@bp.route("/variants/<int:variant_id>/more", methods=["POST"])
+@workspace_required
+@limiter.limit("60 per minute")
+def more(variant_id: int):
+    variant = _variant_or_404(variant_id)
+    try:
+        new = services.more_like(variant, current_user, g.workspace)
+    except QuotaExceeded as exc:
+        flash(_quota_message(exc), "error")
+        return htmx_redirect(url_for("generation.show", generation_id=variant.generation_id))
+    return htmx_redirect(url_for("generation.show", generation_id=new.id))

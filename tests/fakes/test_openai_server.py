@@ -1,0 +1,343 @@
+"""Tests of the fake OpenAI server, exercised through the real ``openai`` client."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import openai
+import pytest
+
+from .openai_server import FakeOpenAI, break_stream, error, hang, long, reply, tokenize
+
+MESSAGES = [
+    {"role": "system", "content": "You write ad copy."},
+    {"role": "user", "content": "Write three taglines for our new waterproof hiking boots please"},
+]
+
+
+@pytest.fixture
+def fake():
+    with FakeOpenAI() as f:
+        yield f
+
+
+@pytest.fixture
+def client(fake):
+    c = openai.OpenAI(base_url=fake.base_url, api_key="test", max_retries=0)
+    yield c
+    c.close()
+
+
+def _stream(client, messages=MESSAGES, **kw):
+    return client.chat.completions.create(model="fake-model", messages=messages, stream=True, **kw)
+
+
+def _content(chunks):
+    return "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+
+
+def test_base_url_and_models(fake, client):
+    assert fake.base_url == f"http://127.0.0.1:{fake.port}/v1"
+    models = client.models.list()
+    assert [m.id for m in models.data] == ["fake-model"]
+    assert client.models.retrieve("fake-model").id == "fake-model"
+
+
+def test_streaming_reply_with_usage_chunk(fake, client):
+    chunks = list(_stream(client, stream_options={"include_usage": True}))
+
+    first, *content, finish, usage_chunk = chunks
+    assert all(c.object == "chat.completion.chunk" for c in chunks)
+    assert len({c.id for c in chunks}) == 1
+    assert first.choices[0].delta.role == "assistant"
+    assert first.choices[0].delta.content == ""
+    assert all(c.choices[0].delta.content for c in content)
+    assert all(c.choices[0].finish_reason is None for c in [first, *content])
+    assert finish.choices[0].finish_reason == "stop"
+    assert finish.choices[0].delta.content is None
+    assert usage_chunk.choices == []
+
+    text = _content(chunks)
+    assert text == "Variant copy for: " + MESSAGES[-1]["content"][:40] + " #1"
+    assert [c.choices[0].delta.content for c in content] == tokenize(text)
+    assert content[1].choices[0].delta.content == " copy"  # tokens keep their leading space
+    usage = usage_chunk.usage
+    assert usage.completion_tokens == len(content)
+    assert usage.prompt_tokens == sum(len(m["content"].split()) for m in MESSAGES)
+    assert usage.total_tokens == usage.prompt_tokens + usage.completion_tokens
+    assert all(c.usage is None for c in chunks[:-1])
+
+
+def test_streaming_without_include_usage_has_no_usage_chunk(client):
+    chunks = list(_stream(client))
+    assert chunks[-1].choices[0].finish_reason == "stop"
+    assert all(c.usage is None and c.choices for c in chunks)
+
+
+def test_non_streaming_reply(fake, client):
+    r1 = client.chat.completions.create(model="fake-model", messages=MESSAGES)
+    r2 = client.chat.completions.create(model="fake-model", messages=MESSAGES)
+    assert r1.object == "chat.completion"
+    assert r1.choices[0].message.role == "assistant"
+    assert r1.choices[0].finish_reason == "stop"
+    assert r1.choices[0].message.content == "Variant copy for: " + MESSAGES[-1]["content"][:40] + " #1"
+    assert r2.choices[0].message.content.endswith(" #2")
+    assert r1.usage.completion_tokens == len(tokenize(r1.choices[0].message.content))
+    assert r1.usage.prompt_tokens == 14
+    assert r1.usage.total_tokens == r1.usage.prompt_tokens + r1.usage.completion_tokens
+
+
+def test_tokens_profile_and_first_token_arrives_before_last_is_sent(fake, client):
+    fake.tokens = 5
+    fake.token_delay = 0.1
+    arrivals = []
+    chunks = []
+    for c in _stream(client):
+        chunks.append(c)
+        if c.choices and c.choices[0].delta.content:
+            arrivals.append(time.monotonic())
+    assert [c.choices[0].delta.content for c in chunks[1:-1]] == [f" word{i}" for i in range(1, 6)]
+    sent = fake.chat_requests[0]["token_times"]
+    assert len(sent) == 5
+    # Incremental parsing: the client saw token 1 well before the server wrote token 5.
+    assert arrivals[0] < sent[-1] - 0.2
+    assert sent[-1] - sent[0] == pytest.approx(0.4, abs=0.1)
+
+
+def test_ttft_applies_before_first_content_token(fake, client):
+    fake.ttft = 0.3
+    fake.tokens = 2
+    t0 = time.monotonic()
+    stream = _stream(client)
+    first = next(iter(stream))  # role chunk: sent immediately
+    t_role = time.monotonic()
+    rest = list(stream)
+    t_end = time.monotonic()
+    assert first.choices[0].delta.role == "assistant"
+    assert t_role - t0 < 0.25
+    assert t_end - t0 >= 0.3
+    assert _content(rest) == " word1 word2"
+
+
+def test_429_raises_rate_limit_error(fake, client):
+    fake.script(error(429, "Slow down"))
+    with pytest.raises(openai.RateLimitError) as ei:
+        client.chat.completions.create(model="fake-model", messages=MESSAGES)
+    err = ei.value
+    assert err.status_code == 429
+    assert "Slow down" in str(err)
+    assert err.code == "rate_limit_exceeded"
+    assert err.response.headers["retry-after"] == "0"
+    assert err.response.headers["retry-after-ms"] == "10"
+    assert err.body["message"] == "Slow down"
+
+
+def test_429_retry_is_fast_with_client_retries(fake):
+    fake.script(error(429), error(429))
+    c = openai.OpenAI(base_url=fake.base_url, api_key="test", max_retries=2)
+    t0 = time.monotonic()
+    r = c.chat.completions.create(model="fake-model", messages=MESSAGES)
+    assert time.monotonic() - t0 < 1.0  # retry-after-ms: 10, not the 0.5 s+ backoff
+    assert r.choices[0].message.content.endswith(" #3")
+    assert [q["status"] for q in fake.chat_requests] == [429, 429, 200]
+
+
+def test_500_raises_internal_server_error_streaming_too(fake, client):
+    fake.script(error(500, "boom"), error(503))
+    with pytest.raises(openai.InternalServerError) as ei:
+        client.chat.completions.create(model="fake-model", messages=MESSAGES)
+    assert ei.value.status_code == 500 and ei.value.type == "server_error"
+    with pytest.raises(openai.InternalServerError) as ei:
+        _stream(client)
+    assert ei.value.status_code == 503
+    # script exhausted: back to the default reply
+    assert client.chat.completions.create(model="fake-model", messages=MESSAGES).choices[0].message.content
+
+
+def test_hang_triggers_client_timeout_without_blocking_others(fake, client):
+    fake.script(hang(5))
+    errors = []
+
+    def hung():
+        try:
+            client.chat.completions.create(model="fake-model", messages=MESSAGES, timeout=0.3)
+        except Exception as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    t = threading.Thread(target=hung)
+    t0 = time.monotonic()
+    t.start()
+    fake.wait_for_requests(1, timeout=2)
+    # Another request is served while the first one hangs.
+    r = client.chat.completions.create(model="fake-model", messages=MESSAGES, timeout=2)
+    assert r.choices[0].message.content.endswith(" #2")
+    t.join(3)
+    assert time.monotonic() - t0 < 2
+    assert len(errors) == 1 and isinstance(errors[0], openai.APITimeoutError)
+    # stop() interrupts the still-sleeping handler instead of waiting 5 s.
+    t1 = time.monotonic()
+    fake.stop()
+    assert time.monotonic() - t1 < 1
+
+
+def test_hang_then_answers_normally(fake, client):
+    fake.script(hang(0.2))
+    t0 = time.monotonic()
+    text = _content(_stream(client))
+    assert time.monotonic() - t0 >= 0.2
+    assert text.startswith("Variant copy for:")
+
+
+def test_long_gives_exact_length(fake, client):
+    fake.script(long(200), long(200), long(0))
+    r = client.chat.completions.create(model="fake-model", messages=MESSAGES)
+    text = r.choices[0].message.content
+    assert len(text) == 200
+    assert set(text) <= set("abcdefghijklmnopqrstuvwxyz ")
+    assert not text.startswith(" ") and not text.endswith(" ")
+    assert r.usage.completion_tokens == len(text.split())
+    assert _content(_stream(client)) == text
+    assert client.chat.completions.create(model="fake-model", messages=MESSAGES).choices[0].message.content == ""
+
+
+def test_reply_exact_text_streamed_and_not(fake, client):
+    text = "Hello,  world!\nSecond line "
+    fake.script(reply(text), reply(text))
+    assert client.chat.completions.create(model="fake-model", messages=MESSAGES).choices[0].message.content == text
+    chunks = list(_stream(client))
+    assert _content(chunks) == text
+    assert [c.choices[0].delta.content for c in chunks[1:-1]] == ["Hello,", "  world!", "\nSecond", " line "]
+
+
+def test_break_stream_raises_mid_iteration(fake, client):
+    fake.script(break_stream(3))
+    received = []
+    with pytest.raises(openai.APIConnectionError):
+        for c in _stream(client, stream_options={"include_usage": True}):
+            if c.choices and c.choices[0].delta.content:
+                received.append(c.choices[0].delta.content)
+    assert received == ["Variant", " copy", " for:"]
+    assert fake.chat_requests[0]["behaviour"] == "break_stream"
+    # the server is fine afterwards
+    assert _content(_stream(client)).endswith(" #2")
+
+
+def test_break_stream_on_non_streaming_request(fake, client):
+    fake.script(break_stream(0))
+    with pytest.raises(openai.APIConnectionError):
+        client.chat.completions.create(model="fake-model", messages=MESSAGES)
+
+
+def test_requests_are_recorded_and_reset(fake, client):
+    client.models.list()
+    list(_stream(client, stream_options={"include_usage": True}, temperature=0.7))
+    assert len(fake.requests) == 2
+    get, post = fake.requests
+    assert get["method"] == "GET" and get["path"] == "/v1/models" and get["n"] is None
+    assert post["method"] == "POST" and post["path"] == "/v1/chat/completions"
+    assert post["n"] == 1 and post["status"] == 200 and post["behaviour"] == "default"
+    assert post["headers"]["authorization"] == "Bearer test"
+    assert post["headers"]["content-type"] == "application/json"
+    assert all(k == k.lower() for k in post["headers"])
+    assert post["json"]["messages"] == MESSAGES
+    assert post["json"]["model"] == "fake-model"
+    assert post["json"]["stream"] is True
+    assert post["json"]["temperature"] == 0.7
+    assert post["body"] is post["json"]
+    assert post["started"] <= post["finished"]
+    assert fake.chat_requests == [post]
+
+    fake.script(error(500))
+    fake.reset()
+    assert fake.requests == [] and fake.script_remaining == 0
+    r = client.chat.completions.create(model="fake-model", messages=MESSAGES)
+    assert r.choices[0].message.content.endswith(" #1")  # counter reset, script cleared
+
+
+def test_script_fifo_with_dicts_and_strings(fake, client):
+    fake.script({"kind": "reply", "text": "one"}, "two", {"kind": "error", "status": 400, "message": "bad"})
+    fake.script(FakeOpenAI.reply("three"))
+    assert fake.script_remaining == 4
+    got = [client.chat.completions.create(model="fake-model", messages=MESSAGES).choices[0].message.content for _ in range(2)]
+    assert got == ["one", "two"]
+    with pytest.raises(openai.BadRequestError):
+        client.chat.completions.create(model="fake-model", messages=MESSAGES)
+    assert _content(_stream(client)) == "three"
+    with pytest.raises(ValueError):
+        fake.script({"kind": "nope"})
+
+
+def test_reset_restores_constructor_profile():
+    with FakeOpenAI(ttft=0.01, tokens=3) as fake:
+        fake.ttft, fake.token_delay, fake.tokens = 1.0, 1.0, None
+        fake.default_reply = lambda body: "x"
+        fake.reset()
+        assert (fake.ttft, fake.token_delay, fake.tokens, fake.default_reply) == (0.01, 0.0, 3, None)
+
+
+def test_custom_default_reply(fake, client):
+    fake.default_reply = lambda body: f"{len(body['messages'])} messages seen"
+    assert client.chat.completions.create(model="fake-model", messages=MESSAGES).choices[0].message.content == (
+        "2 messages seen"
+    )
+
+
+def test_unknown_path_is_404(client):
+    with pytest.raises(openai.NotFoundError):
+        client.models.retrieve("gpt-unknown")
+
+
+def test_50_concurrent_streams_overlap():
+    with FakeOpenAI(ttft=0.2, token_delay=0.02, tokens=10) as fake:
+        client = openai.OpenAI(base_url=fake.base_url, api_key="test", max_retries=0)
+
+        def one(i):
+            chunks = list(_stream(client, messages=[{"role": "user", "content": f"m{i}"}], stream_options={"include_usage": True}))
+            return chunks[-1].usage.completion_tokens
+
+        t0 = time.monotonic()
+        with ThreadPoolExecutor(50) as pool:
+            results = list(pool.map(one, range(50)))
+        wall = time.monotonic() - t0
+
+        assert results == [10] * 50
+        reqs = fake.chat_requests
+        assert len(reqs) == 50
+        # Peak number of requests in flight at once, from the server's own records.
+        # Unloaded it is 50; the margin keeps a busy CI box green. Serial time would be ~19 s.
+        events = sorted([(r["started"], 1) for r in reqs] + [(r["finished"], -1) for r in reqs])
+        in_flight = peak = 0
+        for _, step in events:
+            in_flight += step
+            peak = max(peak, in_flight)
+        assert peak >= 25, peak
+        assert fake.stats()["max_active"] >= peak
+        assert wall < 3.0
+        client.close()
+
+
+def test_standalone_cli():
+    root = Path(__file__).resolve().parents[2]
+    with subprocess.Popen(
+        [sys.executable, "-m", "tests.fakes.openai_server", "--port", "0", "--ttft-ms", "10", "--tokens", "3", "--token-ms", "5"],
+        cwd=root,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(root)},
+    ) as proc:
+        try:
+            base_url = proc.stdout.readline().strip()
+            assert base_url.startswith("http://127.0.0.1:") and base_url.endswith("/v1")
+            with openai.OpenAI(base_url=base_url, api_key="test", max_retries=0) as client:
+                chunks = list(_stream(client, stream_options={"include_usage": True}))
+            assert _content(chunks) == " word1 word2 word3"
+            assert chunks[-1].usage.completion_tokens == 3
+        finally:
+            proc.terminate()
+            assert proc.wait(timeout=5) == 0

@@ -1,0 +1,61 @@
+"""The worker runtime: Redis connection, the queue, and enqueue-after-commit.
+
+Jobs are enqueued only after the database transaction that created their rows
+has committed, so a worker never picks up an id it cannot see yet, and a
+rolled-back request never leaves a job behind.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, current_app
+from redis import Redis
+from rq import Queue
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
+log = logging.getLogger(__name__)
+
+_PENDING = "copydeck_pending_jobs"
+
+
+def init_app(app: Flask) -> None:
+    """Create the app's Redis connection (a pool shared by requests and streams)."""
+    app.extensions["redis"] = Redis.from_url(app.config["REDIS_URL"], health_check_interval=30)
+
+
+def redis_conn() -> Redis:
+    return current_app.extensions["redis"]
+
+
+def queue(app: Flask | None = None) -> Queue:
+    app = app or current_app
+    return Queue(app.config["RQ_QUEUE"], connection=app.extensions["redis"])
+
+
+def enqueue_after_commit(session: Session, func: str, *args: Any, job_id: str | None = None) -> None:
+    """Schedule an RQ job for when `session` commits; dropped on rollback."""
+    app = current_app._get_current_object()
+    session.info.setdefault(_PENDING, []).append((app, func, args, job_id))
+
+
+@event.listens_for(Session, "after_commit")
+def _enqueue_pending(session: Session) -> None:
+    pending = session.info.pop(_PENDING, [])
+    for app, func, args, job_id in pending:
+        job = queue(app).enqueue(
+            func,
+            *args,
+            job_id=job_id,
+            job_timeout=app.config["JOB_TIMEOUT"],
+            result_ttl=3600,
+            failure_ttl=7 * 24 * 3600,
+        )
+        log.info("enqueued job %s (%s%r)", job.id, func, args)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _drop_pending(session: Session, previous_transaction) -> None:
+    if not previous_transaction.nested and previous_transaction.parent is None:
+        session.info.pop(_PENDING, None)
