@@ -6,7 +6,7 @@ from flask import Flask
 
 from app.extensions import db
 
-DEMO_EMAIL = "demo@copydeck.local"
+DEMO_EMAIL = "demo@copydeck.app"
 DEMO_PASSWORD = "copydeck-demo"
 
 

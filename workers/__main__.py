@@ -11,12 +11,28 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import time
+
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from rq import SimpleWorker
 from rq.worker_pool import WorkerPool
 
 from app import create_app
 from app.extensions import db
+
+
+def _wait_for_redis(redis, timeout: float = 30.0) -> None:
+    """Redis may still be starting beside us under `make run`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            redis.ping()
+            return
+        except RedisConnectionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
 
 
 def main() -> None:
@@ -30,6 +46,7 @@ def main() -> None:
 
     tasks._worker_app = app
     redis = app.extensions["redis"]
+    _wait_for_redis(redis)
     queue_name = app.config["RQ_QUEUE"]
     with app.app_context():
         engine = db.engine

