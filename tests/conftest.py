@@ -99,7 +99,9 @@ def app(base_env):
         upgrade(directory=str(Path(__file__).resolve().parent.parent / "migrations"))
         seed_templates()
         db.session.remove()
-    return app
+    yield app
+    with app.app_context():
+        db.engine.dispose()
 
 
 def _clear_user_data(app) -> None:
@@ -107,12 +109,11 @@ def _clear_user_data(app) -> None:
 
     with app.app_context():
         tables = [t for t in db.metadata.sorted_tables if t.name not in CATALOGUE_TABLES]
+        # DELETE, not TRUNCATE ... CASCADE: that would follow template_versions.author_id
+        # into the catalogue, which is seeded once per session.
         with db.engine.begin() as conn:
-            if conn.dialect.name == "postgresql":
-                conn.execute(text("TRUNCATE " + ", ".join(t.name for t in tables) + " RESTART IDENTITY CASCADE"))
-            else:
-                for table in reversed(tables):
-                    conn.execute(table.delete())
+            for table in reversed(tables):
+                conn.execute(table.delete())
         app.extensions["redis"].flushdb()
 
 

@@ -1,0 +1,392 @@
+"""`make bench` / `python -m bench.run`: Copydeck's streaming overhead and burst latency.
+
+Against the fake LLM (200 ms to the first token, then 50 tokens 20 ms apart) it
+measures, in one run, on a private stack started the way `make run` starts it:
+  (a) one 1-variant generation through the app (submit the form, follow the SSE
+      stream) against one direct streaming call with the openai client, N times
+      alternating: time to first token and total, medians;
+  (b) 100 users who each submit one generation at the same instant and follow
+      its stream to the end: submit-to-done p50/p95 and errors.
+The very last line of stdout is
+  ttft_added_ms=<n> total_ratio=<x> burst_p95_ratio=<x> burst_errors=<n>
+See bench/README.md for the method and the recorded figures.
+
+Settings (environment):
+  BENCH_RQ_WORKERS, BENCH_WEB_THREADS, BENCH_WEB_WORKERS   override make run's
+      RQ_WORKERS (40), WEB_THREADS (64), WEB_CONCURRENCY (2); default: make run's defaults
+  BENCH_USERS (100)            users in the burst
+  BENCH_RUNS (8)               app/direct pairs in (a)
+  BENCH_TEMPLATE (instagram-caption)   seeded template to generate with
+  BENCH_BURST_VARIANTS (1)     variants per burst generation ("default" = the template's)
+  BENCH_CLIENT_PROCS (1)       load-generator processes for the burst
+  BENCH_TIMEOUT (60)           seconds before a generation counts as timed out
+  BENCH_KEEP=1                 keep the temporary directory (database, logs)
+  BENCH_PROFILE=1 or cpu       record the burst with py-spy (must be installed; it slows the
+                               stack down, so its figures are not comparable) into
+                               bench/results/profile-*/{web,worker}.txt (collapsed stacks;
+                               1: every thread, waiting or not; cpu: running threads only)
+  BENCH_DATABASE_URL           an empty database to use instead of SQLite in the temp dir
+                               (e.g. a scratch PostgreSQL, to compare; it is migrated, not cleaned)
+  BENCH_PROFILE_SECONDS (12)   how long py-spy records from the burst's start
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from pathlib import Path
+
+from bench.client import Timing, User, default_variants, direct_call, run_burst, template_form
+from bench.stack import Stack
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = Path(__file__).resolve().parent / "results"
+
+# The fixed profile of the issue: 200 ms to the first token, then 50 tokens at 20 ms.
+TTFT_MS, TOKENS, TOKEN_MS = 200, 50, 20
+TARGETS = {"ttft_added_ms": 50, "total_ratio": 1.05, "burst_p95_ratio": 3.0, "burst_errors": 0}
+
+
+def log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Linear interpolation between closest ranks (numpy's default)."""
+    if not values:
+        return float("nan")
+    data = sorted(values)
+    pos = (len(data) - 1) * q / 100.0
+    low = int(pos)
+    high = min(low + 1, len(data) - 1)
+    return data[low] + (data[high] - data[low]) * (pos - low)
+
+
+def _env_int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    return int(value) if value else default
+
+
+def _parse_ts(value) -> datetime | None:
+    if isinstance(value, datetime) or value is None:
+        return value
+    return datetime.fromisoformat(value)
+
+
+def db_rows(url: str, ids: list[int]) -> dict[int, dict]:
+    """The generations' rows, read straight from the stack's database."""
+    from sqlalchemy import create_engine, text
+
+    if url.startswith(("postgres://", "postgresql://")):
+        url = "postgresql+psycopg://" + url.split("://", 1)[1]
+    engine = create_engine(url)
+    try:
+        rows = {}
+        with engine.connect() as con:
+            for start in range(0, len(ids), 500):
+                chunk = [int(i) for i in ids[start:start + 500]]
+                query = text(f"SELECT * FROM generations WHERE id IN ({','.join(map(str, chunk))})")
+                for row in con.execute(query).mappings():
+                    rows[row["id"]] = dict(row)
+        return rows
+    finally:
+        engine.dispose()
+
+
+def server_phases(rows: dict[int, dict]) -> dict[str, list[float]]:
+    """Queue wait (created -> job started) and job run (started -> finished), in ms."""
+    waits, runs = [], []
+    for row in rows.values():
+        created, started, finished = (_parse_ts(row.get(k)) for k in ("created_at", "started_at", "finished_at"))
+        if created and started:
+            waits.append((started - created).total_seconds() * 1000)
+        if started and finished:
+            runs.append((finished - started).total_seconds() * 1000)
+    return {"queue_wait": waits, "job_run": runs}
+
+
+def fmt_ms(value: float | None) -> str:
+    return "-" if value is None or value != value else f"{value:,.0f}"
+
+
+class Bench:
+    def __init__(self) -> None:
+        self.users_n = _env_int("BENCH_USERS", 100)
+        self.runs = _env_int("BENCH_RUNS", 8)
+        self.slug = os.environ.get("BENCH_TEMPLATE") or "instagram-caption"
+        variants = os.environ.get("BENCH_BURST_VARIANTS") or "1"
+        self.burst_variants = default_variants(self.slug) if variants == "default" else int(variants)
+        self.client_procs = _env_int("BENCH_CLIENT_PROCS", 1)
+        self.timeout = float(os.environ.get("BENCH_TIMEOUT") or 60)
+        self.keep = os.environ.get("BENCH_KEEP") == "1"
+        self.profile_seconds = float(os.environ.get("BENCH_PROFILE_SECONDS") or 12)
+        self.profile_dir = (RESULTS / ("profile-" + time.strftime("%Y%m%d-%H%M%S"))
+                            if os.environ.get("BENCH_PROFILE") in ("1", "cpu") else None)
+        self.workdir = Path(tempfile.mkdtemp(prefix="copydeck-bench-"))
+        self.stack = Stack(self.workdir, ttft_ms=TTFT_MS, tokens=TOKENS, token_ms=TOKEN_MS)
+        self.report: dict = {"date": time.strftime("%Y-%m-%d %H:%M:%S"), "cpus": os.cpu_count(),
+                             "template": self.slug, "profile": {"ttft_ms": TTFT_MS, "tokens": TOKENS,
+                                                                "token_ms": TOKEN_MS}}
+
+    # -- setup -------------------------------------------------------------------------------
+    def sign_up(self) -> tuple[User, list[User]]:
+        base = self.stack.base_url
+        single = User(base, 0, self.timeout)
+        burst = [User(base, i + 1, self.timeout) for i in range(self.users_n)]
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(lambda u: u.signup(), [single, *burst]))
+        return single, burst
+
+    def warm_up(self, single: User, burst: list[User], form1: dict) -> Timing:
+        """One generation per RQ worker at once (each forked worker builds its openai client,
+        HTTP connection and database connection on its first job), then one more for (a)."""
+        warm = burst[: min(self.stack.rq_workers, len(burst))]
+        for user in [single, *burst]:
+            user.prepare(self.slug)
+        results: list[Timing] = []
+        lock = threading.Lock()
+
+        def go(user: User) -> None:
+            timing = user.generate(self.slug, form1)
+            with lock:
+                results.append(timing)
+
+        threads = [threading.Thread(target=go, args=(u,)) for u in warm]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        bad = [t.outcome for t in results if not t.ok]
+        if bad:
+            log(f"warm-up: {len(bad)} of {len(results)} generations did not finish: {sorted(set(bad))[:3]}")
+        first = single.generate(self.slug, form1)
+        if not first.ok:
+            raise RuntimeError(f"warm-up generation failed: {first.outcome}")
+        return first
+
+    # -- (a) -------------------------------------------------------------------------------------
+    def single(self, user: User, form1: dict, sample: Timing) -> dict:
+        import openai
+
+        row = db_rows(self.stack.env["DATABASE_URL"], [sample.generation_id])[sample.generation_id]
+        messages = [{"role": "system", "content": row["system_prompt"]},
+                    {"role": "user", "content": row["user_prompt"]}]
+        model, temperature = row["model"], row["creativity"]
+        max_tokens = int(os.environ.get("LLM_MAX_TOKENS") or 800)
+        client = openai.OpenAI(base_url=self.stack.llm_url, api_key="bench", max_retries=0, timeout=30)
+        direct_call(client, model, messages, temperature, max_tokens)  # warm the client and its connection
+
+        app_runs: list[Timing] = []
+        direct_runs: list[Timing] = []
+        for i in range(self.runs):
+            order = ("app", "direct") if i % 2 == 0 else ("direct", "app")
+            for kind in order:
+                time.sleep(0.3)
+                if kind == "app":
+                    app_runs.append(user.generate(self.slug, form1))
+                else:
+                    direct_runs.append(direct_call(client, model, messages, temperature, max_tokens))
+        client.close()
+        failed = [t.outcome for t in app_runs + direct_runs if not t.ok]
+        if failed:
+            raise RuntimeError(f"(a) had failed generations: {failed}")
+        rows = db_rows(self.stack.env["DATABASE_URL"], [t.generation_id for t in app_runs])
+        phases = server_phases(rows)
+
+        def med(runs: list[Timing], attr: str) -> float:
+            return statistics.median(t.ms(attr) for t in runs)
+
+        return {
+            "runs": self.runs,
+            "app_ttft": med(app_runs, "first_token"), "app_total": med(app_runs, "finished"),
+            "direct_ttft": med(direct_runs, "first_token"), "direct_total": med(direct_runs, "finished"),
+            "app_submit": med(app_runs, "redirected"),
+            "app_ttft_all": [round(t.ms("first_token"), 1) for t in app_runs],
+            "app_total_all": [round(t.ms("finished"), 1) for t in app_runs],
+            "direct_ttft_all": [round(t.ms("first_token"), 1) for t in direct_runs],
+            "direct_total_all": [round(t.ms("finished"), 1) for t in direct_runs],
+            "app_tokens": [t.tokens for t in app_runs], "direct_tokens": [t.tokens for t in direct_runs],
+            "queue_wait": statistics.median(phases["queue_wait"]) if phases["queue_wait"] else None,
+            "job_run": statistics.median(phases["job_run"]) if phases["job_run"] else None,
+        }
+
+    # -- (b) -------------------------------------------------------------------------------------
+    def burst(self, users: list[User]) -> dict:
+        form = template_form(self.slug, self.burst_variants)
+        shards = [(u.index, u.session.cookies.get_dict()) for u in users]
+        for user in users:
+            user.session.close()
+        cpu_before = {}
+        wall_before = [0.0]
+
+        spies = []
+
+        def on_go() -> None:
+            if self.profile_dir is not None:
+                spies.extend(self.stack.profile(self.profile_seconds, self.profile_dir,
+                                                idle=os.environ.get("BENCH_PROFILE") != "cpu"))
+                time.sleep(1.0)  # let py-spy attach before the start signal
+            cpu_before.update(self.stack.cpu_seconds())
+            wall_before[0] = time.monotonic()
+
+        timings, client_cpu, start_lag = run_burst(self.stack.base_url, shards, self.slug, form, self.timeout,
+                                                   self.client_procs, on_go=on_go)
+        wall = time.monotonic() - wall_before[0]
+        cpu_after = self.stack.cpu_seconds()
+        cpu = {name: cpu_after.get(name, 0.0) - cpu_before.get(name, 0.0) for name in cpu_after}
+        cpu["load generator"] = client_cpu
+        for spy in spies:
+            spy.wait(timeout=self.profile_seconds + 30)
+        ok = [t for t in timings if t.ok]
+        errors: dict[str, int] = {}
+        for t in timings:
+            if not t.ok:
+                errors[t.outcome] = errors.get(t.outcome, 0) + 1
+        e2e = [t.ms("finished") for t in ok]
+        ttft = [t.ms("first_token") for t in ok if t.first_token is not None]
+        submit = [t.ms("redirected") for t in timings if t.redirected is not None]
+        rows = db_rows(self.stack.env["DATABASE_URL"], [t.generation_id for t in timings if t.generation_id])
+        statuses: dict[str, int] = {}
+        for row in rows.values():
+            statuses[row["status"]] = statuses.get(row["status"], 0) + 1
+        phases = server_phases(rows)
+        try:
+            with urllib.request.urlopen(self.stack.llm_url.rsplit("/v1", 1)[0] + "/_fake/stats", timeout=5) as r:
+                fake_stats = json.loads(r.read())
+        except OSError:
+            fake_stats = {}
+        return {
+            "users": len(timings), "variants": self.burst_variants, "ok": len(ok),
+            "errors": len(timings) - len(ok), "error_kinds": errors, "db_status": statuses,
+            "e2e_p50": percentile(e2e, 50), "e2e_p95": percentile(e2e, 95), "e2e_max": max(e2e, default=None),
+            "e2e_min": min(e2e, default=None),
+            "ttft_p50": percentile(ttft, 50), "ttft_p95": percentile(ttft, 95),
+            "submit_p50": percentile(submit, 50), "submit_p95": percentile(submit, 95),
+            "submit_max": max(submit, default=None),
+            "queue_wait_p50": percentile(phases["queue_wait"], 50),
+            "queue_wait_p95": percentile(phases["queue_wait"], 95),
+            "job_run_p50": percentile(phases["job_run"], 50), "job_run_p95": percentile(phases["job_run"], 95),
+            "wall_s": wall, "cpu_s": cpu, "start_lag_ms": start_lag,
+            "fake_max_active": fake_stats.get("max_active"),
+            "e2e_all": sorted(round(v, 1) for v in e2e),
+        }
+
+    # -- the whole run -------------------------------------------------------------------------
+    def run(self) -> dict:
+        log(f"temporary directory {self.workdir}")
+        log("starting the fake LLM, embedded Redis, migrations, gunicorn and the RQ pool...")
+        t0 = time.monotonic()
+        self.stack.start()
+        self.report["stack"] = self.stack.describe()
+        self.report["commands"] = self.stack.commands
+        log(f"up in {time.monotonic() - t0:.1f}s: {self.report['stack']}")
+        form1 = template_form(self.slug, 1)
+        log(f"signing up {self.users_n + 1} users (one loopback address each)...")
+        single, burst_users = self.sign_up()
+        log(f"warming up: {min(self.stack.rq_workers, len(burst_users))} generations at once, then one more...")
+        sample = self.warm_up(single, burst_users, form1)
+        log(f"(a) {self.runs} app generations and {self.runs} direct openai calls, alternating...")
+        self.report["single"] = self.single(single, form1, sample)
+        time.sleep(1.0)
+        log(f"(b) burst: {len(burst_users)} users submit at once ({self.client_procs} load-generator process(es))...")
+        self.report["burst"] = self.burst(burst_users)
+        return self.report
+
+
+def metrics(report: dict) -> dict:
+    s, b = report["single"], report["burst"]
+    return {
+        "ttft_added_ms": round(s["app_ttft"] - s["direct_ttft"]),
+        "total_ratio": s["app_total"] / s["direct_total"],
+        "burst_p95_ratio": b["e2e_p95"] / s["app_total"],
+        "burst_errors": b["errors"],
+    }
+
+
+def print_report(report: dict, m: dict) -> None:
+    s, b = report["single"], report["burst"]
+    prof = report["profile"]
+    out = []
+    out.append("")
+    out.append(f"Copydeck bench  {report['date']}  ({report['cpus']} CPUs)")
+    out.append(f"  fake LLM: {prof['ttft_ms']} ms to first token, then {prof['tokens']} tokens x {prof['token_ms']} ms")
+    out.append(f"  stack:    {report['stack']}")
+    out.append(f"  template: {report['template']}")
+    out.append("")
+    out.append(f"(a) one generation, 1 variant: medians of {s['runs']} runs, app and direct alternating")
+    out.append(f"    {'':28}{'TTFT ms':>10}{'total ms':>11}")
+    out.append(f"    {'app (submit -> SSE)':28}{fmt_ms(s['app_ttft']):>10}{fmt_ms(s['app_total']):>11}")
+    out.append(f"    {'direct openai stream':28}{fmt_ms(s['direct_ttft']):>10}{fmt_ms(s['direct_total']):>11}")
+    out.append(f"    {'app - direct':28}{s['app_ttft'] - s['direct_ttft']:>+10.0f}{s['app_total'] - s['direct_total']:>+11.0f}")
+    out.append(f"    app: submit (POST -> 302) {fmt_ms(s['app_submit'])} ms; server: queue wait "
+               f"{fmt_ms(s['queue_wait'])} ms, job run {fmt_ms(s['job_run'])} ms (medians)")
+    out.append("")
+    out.append(f"(b) burst: {b['users']} users submit one {b['variants']}-variant generation at once, "
+               f"follow the stream to done")
+    out.append(f"    {'':28}{'p50 ms':>10}{'p95 ms':>10}{'max ms':>10}")
+    out.append(f"    {'submit -> done':28}{fmt_ms(b['e2e_p50']):>10}{fmt_ms(b['e2e_p95']):>10}{fmt_ms(b['e2e_max']):>10}")
+    out.append(f"    {'submit -> first token':28}{fmt_ms(b['ttft_p50']):>10}{fmt_ms(b['ttft_p95']):>10}")
+    out.append(f"    {'submit -> 302':28}{fmt_ms(b['submit_p50']):>10}{fmt_ms(b['submit_p95']):>10}{fmt_ms(b['submit_max']):>10}")
+    out.append(f"    {'server: queue wait':28}{fmt_ms(b['queue_wait_p50']):>10}{fmt_ms(b['queue_wait_p95']):>10}")
+    out.append(f"    {'server: job run':28}{fmt_ms(b['job_run_p50']):>10}{fmt_ms(b['job_run_p95']):>10}")
+    out.append(f"    errors: {b['errors']} {b['error_kinds'] or ''}   generations in the database: {b['db_status']}")
+    out.append(f"    most concurrent LLM requests: {b['fake_max_active']}; last submit left "
+               f"{b['start_lag_ms']:.0f} ms after the agreed instant")
+    cpu = b["cpu_s"]
+    capacity = b["wall_s"] * report["cpus"]
+    used = sum(cpu.values())
+    parts = ", ".join(f"{name} {sec:.1f}" for name, sec in sorted(cpu.items(), key=lambda kv: -kv[1]))
+    out.append(f"    CPU seconds over the {b['wall_s']:.1f} s burst: {parts}")
+    out.append(f"    = {used:.1f} of {capacity:.1f} CPU-seconds available ({100 * used / capacity:.0f}%)")
+    out.append("")
+    out.append(f"    {'figure':18}{'value':>10}{'target':>10}")
+    for key, fmt in (("ttft_added_ms", "{:.0f}"), ("total_ratio", "{:.2f}"),
+                     ("burst_p95_ratio", "{:.2f}"), ("burst_errors", "{:.0f}")):
+        ok = m[key] <= TARGETS[key]
+        target = ("<= " + fmt.format(TARGETS[key])) if key != "burst_errors" else "= 0"
+        out.append(f"    {key:18}{fmt.format(m[key]):>10}{target:>10}  {'ok' if ok else 'MISSED'}")
+    out.append("")
+    print("\n".join(out), flush=True)
+
+
+def main() -> int:
+    # Make SIGTERM unwind like Ctrl-C, so the stack is always stopped.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    bench = Bench()
+    ok = False
+    m: dict = {}
+    try:
+        report = bench.run()
+        m = metrics(report)
+        report["metrics"] = m
+        RESULTS.mkdir(exist_ok=True)
+        name = time.strftime("%Y%m%d-%H%M%S") + ".json"
+        (RESULTS / name).write_text(json.dumps(report, indent=1, default=str))
+        print_report(report, m)
+        log(f"raw figures: {RESULTS / name}")
+        ok = True
+    finally:
+        log("stopping the stack...")
+        bench.stack.stop()
+        if ok and not bench.keep:
+            shutil.rmtree(bench.workdir, ignore_errors=True)
+        else:
+            log(f"kept {bench.workdir} (database and logs/)")
+    if not ok:
+        return 1
+    print(f"ttft_added_ms={m['ttft_added_ms']} total_ratio={m['total_ratio']:.2f} "
+          f"burst_p95_ratio={m['burst_p95_ratio']:.2f} burst_errors={m['burst_errors']}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,43 @@
+"""Health check, catalogue pages and the mail layer."""
+from __future__ import annotations
+
+from rq import SimpleWorker
+
+import workers
+
+
+def test_up_reports_503_without_workers_and_200_with_one(app, client):
+    response = client.get("/up")
+    assert response.status_code == 503
+    assert response.json == {"database": "up", "redis": "up", "workers": 0, "status": "down"}
+    with app.app_context():
+        worker = SimpleWorker([workers.queue(app)], connection=app.extensions["redis"])
+        worker.register_birth()
+        try:
+            response = client.get("/up")
+        finally:
+            worker.register_death()
+    assert response.status_code == 200
+    assert response.json["workers"] == 1 and response.json["status"] == "up"
+
+
+def test_catalogue_search_and_category_filter(client, login):
+    login()
+    page = client.get("/templates").get_data(as_text=True)
+    assert page.count('class="template-card"') >= 20
+    ads = client.get("/templates?category=Ads").get_data(as_text=True)
+    assert "Google Ads headlines" in ads and "Press release" not in ads
+    search = client.get("/templates?q=google", headers={"HX-Request": "true"}).get_data(as_text=True)
+    assert "<html" not in search and "Google Ads headlines" in search and "Cold email" not in search
+    none = client.get("/templates?q=zzzz").get_data(as_text=True)
+    assert "No template matches" in none
+
+
+def test_local_draft_banner(app, client, login):
+    login()
+    assert "small local model" not in client.get("/templates").get_data(as_text=True)
+    app.config["LLM_LOCAL_DRAFT"] = True
+    try:
+        assert "small local model" in client.get("/templates").get_data(as_text=True)
+    finally:
+        app.config["LLM_LOCAL_DRAFT"] = False
