@@ -72,7 +72,7 @@ def load() -> dict:
         # Quota
         "FREE_MONTHLY_GENERATIONS": _int("FREE_MONTHLY_GENERATIONS", 20),
         # Mail
-        "MAIL_FROM": os.environ.get("MAIL_FROM", "Copydeck <no-reply@copydeck.local>"),
+        "MAIL_FROM": os.environ.get("MAIL_FROM", "Copydeck <no-reply@copydeck.app>"),
         "SMTP_HOST": os.environ.get("SMTP_HOST") or None,
         "SMTP_PORT": _int("SMTP_PORT", 587),
         "SMTP_USERNAME": os.environ.get("SMTP_USERNAME") or None,

@@ -25,6 +25,7 @@ Settings (environment):
                                stack down, so its figures are not comparable) into
                                bench/results/profile-*/{web,worker}.txt (collapsed stacks;
                                1: every thread, waiting or not; cpu: running threads only)
+  BENCH_WORKER_NICE (0)        run the RQ pool under `nice -n N` (an experiment: make run does not)
   BENCH_DATABASE_URL           an empty database to use instead of SQLite in the temp dir
                                (e.g. a scratch PostgreSQL, to compare; it is migrated, not cleaned)
   BENCH_PROFILE_SECONDS (12)   how long py-spy records from the burst's start

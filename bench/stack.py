@@ -157,7 +157,8 @@ class Stack:
         self._flask("db", "upgrade")
         self._flask("seed")
         self._spawn("web", shlex.split(self.commands["web"]))
-        self._spawn("worker", shlex.split(self.commands["worker"]))
+        nice = int(os.environ.get("BENCH_WORKER_NICE") or 0)  # an experiment; make run does not nice
+        self._spawn("worker", (["nice", "-n", str(nice)] if nice else []) + shlex.split(self.commands["worker"]))
         self.base_url = f"http://127.0.0.1:{web_port}"
         self._wait_healthy(timeout=120)
 

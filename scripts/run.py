@@ -106,7 +106,7 @@ def processes(env: MutableMapping[str, str], instance: Path | None = None) -> di
     web_workers = env.get("WEB_CONCURRENCY", "2")
     web_threads = env.get("WEB_THREADS", "64")
     procs["web"] = (f"{PY} -m gunicorn --worker-class gthread --workers {web_workers} --threads {web_threads} "
-                    f"--bind {host}:{port} --timeout 0 --graceful-timeout 5 --access-logfile - wsgi:app")
+                    f"--bind {host}:{port} --timeout 60 --graceful-timeout 5 --access-logfile - wsgi:app")
     procs["worker"] = f"{PY} -m workers --workers {env.get('RQ_WORKERS', '40')}"
     return procs
 
