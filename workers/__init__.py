@@ -11,7 +11,7 @@ from typing import Any
 
 from flask import Flask, current_app
 from redis import Redis
-from rq import Queue
+from rq import Queue, Retry
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
@@ -51,6 +51,9 @@ def _enqueue_pending(session: Session) -> None:
             job_timeout=app.config["JOB_TIMEOUT"],
             result_ttl=3600,
             failure_ttl=7 * 24 * 3600,
+            # A worker that dies mid-job leaves it abandoned; RQ then retries it, and the job
+            # is idempotent (see app/generation/tasks.py).
+            retry=Retry(max=2, interval=[5, 30]),
         )
         log.info("enqueued job %s (%s%r)", job.id, func, args)
 

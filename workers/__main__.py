@@ -50,6 +50,10 @@ def main() -> None:
     queue_name = app.config["RQ_QUEUE"]
     with app.app_context():
         engine = db.engine
+        recovered = tasks.recover_stale(2 * app.config["JOB_TIMEOUT"] + 60)
+        if recovered:
+            logging.getLogger(__name__).warning("failed and refunded %s lost generation(s)", recovered)
+        db.session.remove()
     # A forked child must not share the parent's database connections.
     os.register_at_fork(after_in_child=lambda: engine.dispose(close=False))
 

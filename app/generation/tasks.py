@@ -60,8 +60,31 @@ def run_generation(generation_id: int) -> str:
     with app.app_context():
         try:
             return _run(generation_id)
+        except Exception:
+            log.exception("generation %s: unexpected error", generation_id)
+            _fail_unexpected(generation_id)
+            raise  # keep it in RQ's failed registry for operators
         finally:
             db.session.remove()
+
+
+UNEXPECTED_FAILURE = "Something went wrong on our side while writing. Your quota was not used; please try again."
+
+
+def _fail_unexpected(generation_id: int) -> None:
+    """A bug or an outage mid-job: fail the generation and refund, so nothing stays stuck."""
+    db.session.rollback()
+    updated = db.session.execute(
+        update(Generation)
+        .where(Generation.id == generation_id, Generation.status.in_(("queued", "running")))
+        .values(status="failed", finished_at=utcnow(), error_message=UNEXPECTED_FAILURE)
+    )
+    if updated.rowcount:
+        quota.refund(generation_id)
+    db.session.commit()
+    if updated.rowcount:
+        GenerationStream(current_app.extensions["redis"], generation_id,
+                         current_app.config["STREAM_TTL_SECONDS"]).finish("failed", message=UNEXPECTED_FAILURE)
 
 
 def _run(generation_id: int) -> str:
