@@ -71,6 +71,7 @@ def load() -> dict:
         "LLM_MAX_TOKENS": _int("LLM_MAX_TOKENS", 800),
         # Quota
         "FREE_MONTHLY_GENERATIONS": _int("FREE_MONTHLY_GENERATIONS", 20),
+        "INVITATION_DAYS": _int("INVITATION_DAYS", 7),
         # Mail
         "MAIL_FROM": os.environ.get("MAIL_FROM", "Copydeck <no-reply@copydeck.app>"),
         "SMTP_HOST": os.environ.get("SMTP_HOST") or None,

@@ -2,5 +2,7 @@
 from app.auth.models import User  # noqa: F401
 from app.catalog.models import Template, TemplateVersion  # noqa: F401
 from app.generation.models import Generation, Variant  # noqa: F401
-from app.quota.models import QuotaCharge, QuotaLedger  # noqa: F401
-from app.workspaces.models import Membership, Workspace  # noqa: F401
+from app.quota.models import QuotaAlert, QuotaCharge, QuotaLedger  # noqa: F401
+from app.brand.models import BrandVoice  # noqa: F401
+from app.projects.models import Project, ProjectItem  # noqa: F401
+from app.workspaces.models import Invitation, Membership, Workspace  # noqa: F401

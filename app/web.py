@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import wraps
 
-from flask import Flask, g, make_response, redirect, render_template, request, url_for
+from flask import Flask, abort, g, has_request_context, make_response, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 from flask_wtf.csrf import CSRFError
 
@@ -40,6 +40,25 @@ def workspace_required(view):
     return wrapper
 
 
+def manager_required(view):
+    """Owner or admin of the active workspace; others get 403."""
+    @wraps(view)
+    def wrapper(*args, **kwargs):
+        if not g.membership.can_manage:
+            abort(403)
+        return view(*args, **kwargs)
+    return wrapper
+
+
+def owner_required(view):
+    @wraps(view)
+    def wrapper(*args, **kwargs):
+        if g.membership.role != "owner":
+            abort(403)
+        return view(*args, **kwargs)
+    return wrapper
+
+
 def init_app(app: Flask) -> None:
     login_manager.login_view = "auth.login"
     login_manager.login_message = "Please log in to continue."
@@ -55,6 +74,8 @@ def init_app(app: Flask) -> None:
 
     @app.context_processor
     def page_values():
+        if not has_request_context():  # e.g. emails rendered by a worker
+            return {}
         values = {
             "local_draft_model": app.config["LLM_LOCAL_DRAFT"],
             "llm_model": app.config["OPENAI_MODEL"],
@@ -63,9 +84,14 @@ def init_app(app: Flask) -> None:
         }
         workspace = getattr(g, "workspace", None)
         if workspace is not None and current_user.is_authenticated:
+            from app.projects.views import projects_of
             from app.quota.services import remaining
+            from app.workspaces.services import memberships_of
             values["allowance"] = remaining(workspace, current_user.id)
             values["workspace"] = workspace
+            values["membership"] = g.membership
+            values["my_memberships"] = memberships_of(current_user)
+            values["workspace_projects"] = lambda: projects_of(workspace.id)
         return values
 
     @app.template_filter("icon")
@@ -81,6 +107,10 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(404)
     def not_found(_e):
         return error_page(404, "Not found", "There is nothing here, or it belongs to another workspace.")
+
+    @app.errorhandler(403)
+    def forbidden(_e):
+        return error_page(403, "Not allowed", "Your role in this workspace does not allow that. Ask its owner or an admin.")
 
     @app.errorhandler(405)
     def not_allowed(_e):

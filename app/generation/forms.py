@@ -49,9 +49,13 @@ def _field_for(spec: dict[str, Any]):
     return IntegerField(label, validators=checks, description=help_text, render_kw=render_kw)
 
 
-def build_generate_form(version: TemplateVersion, **kwargs) -> FlaskForm:
+def build_generate_form(version: TemplateVersion, brand_voices=(), **kwargs) -> FlaskForm:
     """A form class with one input per template field, then the common settings."""
     attrs = {f"f_{spec['name']}": _field_for(spec) for spec in version.fields}
+    attrs["brand_voice"] = SelectField(
+        "Brand voice", coerce=int, validate_choice=True,
+        choices=[SelectChoice(0, "None")] + [SelectChoice(v.id, v.name) for v in brand_voices], default=0,
+    )
     form_class = type("GenerateForm", (GenerateFormBase,), attrs)
     form = form_class(**kwargs)
     if form.variant_count.data is None and not form.is_submitted():

@@ -35,6 +35,8 @@ class Generation(db.Model):
     model: Mapped[str | None] = mapped_column(String(120))
     prompt_tokens: Mapped[int] = mapped_column(default=0)
     completion_tokens: Mapped[int] = mapped_column(default=0)
+    brand_voice_id: Mapped[int | None] = mapped_column(
+        ForeignKey("brand_voices.id", ondelete="SET NULL", name="fk_generations_brand_voice"))
     parent_variant_id: Mapped[int | None] = mapped_column(
         ForeignKey("variants.id", ondelete="SET NULL", use_alter=True, name="fk_generation_parent_variant")
     )

@@ -7,6 +7,7 @@ from flask import current_app
 from sqlalchemy import select
 
 from app.auth.models import User, utcnow
+from app.brand.models import BrandVoice
 from app.catalog.models import Template, TemplateVersion
 from app.catalog.rendering import render_prompt
 from app.extensions import db
@@ -44,14 +45,17 @@ def _search_document(template: Template, inputs: dict[str, Any], texts: list[str
 
 def start(*, workspace: Workspace, user: User, template: Template, values: dict[str, Any],
           tone: str, language: str, variant_count: int, creativity: str,
-          parent_variant: Variant | None = None) -> Generation:
+          parent_variant: Variant | None = None, brand_voice: BrandVoice | None = None) -> Generation:
     """Record a generation, reserve its quota and enqueue its job after commit.
 
     Raises PromptError if the template cannot be rendered and QuotaExceeded
     when the user has too few generations left; either way nothing is written.
     """
     version = template.published_version
-    context = build_context(version, values, tone=tone, language=language, variant_count=variant_count)
+    if brand_voice is not None and brand_voice.workspace_id != workspace.id:
+        raise ValueError("brand voice of another workspace")
+    context = build_context(version, values, tone=tone, language=language, variant_count=variant_count,
+                            brand_voice=brand_voice.as_prompt_text() if brand_voice else "")
     system_prompt = render_prompt(version.system_prompt, context)
     user_prompt = render_prompt(version.user_prompt, context)
     if parent_variant is not None:
@@ -75,6 +79,7 @@ def start(*, workspace: Workspace, user: User, template: Template, values: dict[
         status="queued",
         model=settings.model,
         parent_variant_id=parent_variant.id if parent_variant is not None else None,
+        brand_voice_id=brand_voice.id if brand_voice is not None else None,
         search_document=_search_document(template, values, []),
     )
     db.session.add(generation)
@@ -95,7 +100,7 @@ def rerun(generation: Generation, user: User, workspace: Workspace) -> Generatio
     return start(
         workspace=workspace, user=user, template=generation.template, values=generation.inputs,
         tone=generation.tone, language=generation.language, variant_count=generation.variant_count,
-        creativity=_creativity_name(generation.creativity),
+        creativity=_creativity_name(generation.creativity), brand_voice=_voice(generation),
     )
 
 
@@ -105,8 +110,12 @@ def more_like(variant: Variant, user: User, workspace: Workspace) -> Generation:
     return start(
         workspace=workspace, user=user, template=source.template, values=source.inputs,
         tone=source.tone, language=source.language, variant_count=source.variant_count,
-        creativity=_creativity_name(source.creativity), parent_variant=variant,
+        creativity=_creativity_name(source.creativity), parent_variant=variant, brand_voice=_voice(source),
     )
+
+
+def _voice(generation: Generation) -> BrandVoice | None:
+    return db.session.get(BrandVoice, generation.brand_voice_id) if generation.brand_voice_id else None
 
 
 def _creativity_name(value: float) -> str:

@@ -206,11 +206,13 @@ def _store(generation_id: int, results: list[VariantResult], stream: GenerationS
             f"{failed} of {len(results)} variants could not be generated; "
             f"you were charged for {len(succeeded)}."
         )
-    quota.settle(generation_id, used=len(succeeded))
+    moved = quota.settle(generation_id, used=len(succeeded))
+    due_alerts = quota.record_due_alerts(moved)
     db.session.refresh(generation)
     refresh_search_document(generation)
     db.session.commit()
     stream.finish("done")
+    quota.send_alert_emails(due_alerts)
     return "succeeded"
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, abort, current_app, flash, g, redirect, render_template, request, url_for
 from flask_login import current_user
 
+from app.brand.views import voices_of
 from app.catalog.rendering import PromptError
 from app.catalog.services import get_published
 from app.extensions import db, limiter
@@ -32,9 +33,11 @@ def _variant_or_404(variant_id: int) -> Variant:
 
 
 def _quota_message(exc: QuotaExceeded) -> str:
+    whose = "Your workspace's shared pool has" if exc.scope == "pool" else "You have"
     if exc.remaining == 0:
-        return "You have used all your generations for this month. Your allowance renews on the 1st."
-    return (f"You have {exc.remaining} generation{'s' if exc.remaining != 1 else ''} left this month "
+        return (f"{whose} no generations left this period. It renews at the start of the next period; "
+                "a workspace owner can add seats.")
+    return (f"{whose} {exc.remaining} generation{'s' if exc.remaining != 1 else ''} left this period "
             f"and this needs {exc.requested}. Ask for fewer variants.")
 
 
@@ -46,7 +49,8 @@ def write(slug: str):
     if template is None:
         abort(404)
     version = template.published_version
-    form = build_generate_form(version)
+    voices = voices_of(g.workspace.id)
+    form = build_generate_form(version, brand_voices=voices)
     status = 200
     if form.validate_on_submit():
         try:
@@ -54,6 +58,7 @@ def write(slug: str):
                 workspace=g.workspace, user=current_user, template=template,
                 values=values_from(form, version), tone=form.tone.data, language=form.language.data,
                 variant_count=form.variant_count.data, creativity=form.creativity.data,
+                brand_voice=next((v for v in voices if v.id == form.brand_voice.data), None),
             )
         except QuotaExceeded as exc:
             flash(_quota_message(exc), "error")
@@ -108,7 +113,7 @@ def stream(generation_id: int):
     block_ms = current_app.config["SSE_BLOCK_MS"]
     max_idle = max(2, (current_app.config["JOB_TIMEOUT"] * 1000) // block_ms + 2)
     if generation.is_finished and not redis.exists(f"gen:{generation.id}"):
-        body = iter(["retry: 2000\n\n", f"event: done\ndata: {{}}\n\n"])
+        body = iter(["retry: 2000\n\n", "event: done\ndata: {}\n\n"])
     else:
         body = iter_sse(redis, generation.id, last_id, block_ms, max_idle)
     # The body runs after the request's DB session is closed: it only touches Redis.

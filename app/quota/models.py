@@ -38,20 +38,32 @@ class QuotaLedger(db.Model):
 
 
 class QuotaCharge(db.Model):
-    """What one generation reserved, and whether it was settled or refunded.
+    """What one generation reserved on one ledger, and whether it was settled or refunded.
 
-    Unique on generation_id: a job that runs twice finds the charge already
-    settled (or refunded) and changes nothing.
+    Unique per (generation, ledger): a pooled workspace charges the pool and,
+    when the member has a cap, the member's own ledger. A job that runs twice
+    finds its charges already settled (or refunded) and changes nothing.
     """
 
     __tablename__ = "quota_charges"
+    __table_args__ = (UniqueConstraint("generation_id", "ledger_id", name="uq_charge_generation_ledger"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    generation_id: Mapped[int] = mapped_column(
-        ForeignKey("generations.id", ondelete="CASCADE"), unique=True
-    )
+    generation_id: Mapped[int] = mapped_column(ForeignKey("generations.id", ondelete="CASCADE"), index=True)
     ledger_id: Mapped[int] = mapped_column(ForeignKey("quota_ledgers.id", ondelete="CASCADE"), index=True)
     amount: Mapped[int]
     state: Mapped[str] = mapped_column(String(20), default="reserved")  # reserved|settled|refunded
     created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class QuotaAlert(db.Model):
+    """One row per (ledger, threshold), so each 80% / 100% email is sent once."""
+
+    __tablename__ = "quota_alerts"
+    __table_args__ = (UniqueConstraint("ledger_id", "threshold", name="uq_quota_alert"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ledger_id: Mapped[int] = mapped_column(ForeignKey("quota_ledgers.id", ondelete="CASCADE"))
+    threshold: Mapped[int]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())

@@ -1,13 +1,18 @@
 """Quota rules: reserve at submit, settle on success, refund on failure.
 
+A generation of N variants costs N. What limits a member depends on the
+workspace's quota mode:
+  per_seat  their own ledger ("user:<id>"): the seat quota G, or their cap if lower;
+  pooled    the workspace pool ("pool": seats x G) and, if they have a cap, their own ledger too.
 Every change to a ledger is one conditional UPDATE, so parallel requests can
-never take more than the allowance (atomic on PostgreSQL and SQLite alike).
-Settle and refund flip the generation's QuotaCharge from "reserved" first;
-only the statement that wins that flip moves the ledger, so a job that runs
-twice cannot charge or refund twice.
+never take more than an allowance (atomic on PostgreSQL and SQLite alike).
+Settle and refund flip the generation's QuotaCharges away from "reserved"
+first; only the statement that wins a flip moves its ledger, so a job that
+runs twice cannot charge or refund twice.
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 
@@ -15,17 +20,28 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from app.extensions import db
-from app.quota.models import QuotaCharge, QuotaLedger
-from app.workspaces.models import Workspace
+from app.quota.models import QuotaAlert, QuotaCharge, QuotaLedger
+from app.workspaces.models import Membership, Workspace
+
+log = logging.getLogger(__name__)
+
+ALERT_THRESHOLDS = (80, 100)
 
 
 class QuotaExceeded(Exception):
-    """The subject's remaining allowance is smaller than the request."""
+    """The remaining allowance is smaller than the request."""
 
-    def __init__(self, remaining: int, requested: int):
-        super().__init__(f"{remaining} generations left, {requested} requested")
+    def __init__(self, remaining: int, requested: int, scope: str = "you"):
+        super().__init__(f"{remaining} generations left ({scope}), {requested} requested")
         self.remaining = remaining
         self.requested = requested
+        self.scope = scope  # "you" (own allowance or cap) or "pool" (the workspace's shared pool)
+
+
+@dataclass(frozen=True)
+class Limit:
+    subject: str
+    allowance: int
 
 
 @dataclass(frozen=True)
@@ -35,130 +51,212 @@ class Allowance:
     reserved: int
     period_start: date
     period_end: date
+    scope: str = "you"
 
     @property
     def remaining(self) -> int:
         return max(self.allowance - self.used - self.reserved, 0)
 
+    @property
+    def percent_used(self) -> int:
+        return 100 if self.allowance <= 0 else min(100, round(100 * (self.used + self.reserved) / self.allowance))
 
-def current_period(now: datetime | None = None) -> tuple[date, date]:
-    """The calendar month containing now (UTC): [start, end)."""
-    now = now or datetime.now(timezone.utc)
-    start = date(now.year, now.month, 1)
-    end = date(now.year + (now.month == 12), now.month % 12 + 1, 1)
+
+def _today() -> date:
+    return datetime.now(timezone.utc).date()
+
+
+def calendar_month(day: date) -> tuple[date, date]:
+    start = date(day.year, day.month, 1)
+    end = date(day.year + (day.month == 12), day.month % 12 + 1, 1)
     return start, end
+
+
+def current_period(workspace: Workspace | None = None, today: date | None = None) -> tuple[date, date]:
+    """The workspace's quota period containing today: the billing period when
+    billing has set one, otherwise the calendar month."""
+    today = today or _today()
+    if workspace is not None and workspace.period_start and workspace.period_end:
+        if workspace.period_start <= today < workspace.period_end:
+            return workspace.period_start, workspace.period_end
+    return calendar_month(today)
 
 
 def subject_for(user_id: int) -> str:
     return f"user:{user_id}"
 
 
-def allowance_for(workspace: Workspace, user_id: int) -> int:
-    """The monthly allowance of one seat-holder in this workspace."""
-    return workspace.generations_per_seat
+def member_cap(workspace: Workspace, user_id: int) -> int | None:
+    return db.session.scalar(
+        select(Membership.quota_cap).where(Membership.workspace_id == workspace.id, Membership.user_id == user_id)
+    )
 
 
-def ledger_for(workspace: Workspace, user_id: int, period_start: date | None = None) -> QuotaLedger:
-    """The ledger row for this user and period, created on first use.
+def limits_for(workspace: Workspace, user_id: int) -> list[Limit]:
+    """The ledgers a member's generation must fit in, with their allowances now."""
+    per_seat = workspace.generations_per_seat
+    cap = member_cap(workspace, user_id)
+    if workspace.quota_mode == "pooled":
+        limits = [Limit("pool", workspace.seats * per_seat)]
+        if cap is not None:
+            limits.append(Limit(subject_for(user_id), cap))
+        return limits
+    return [Limit(subject_for(user_id), per_seat if cap is None else min(cap, per_seat))]
+
+
+def _find_ledger(workspace_id: int, subject: str, period_start: date) -> QuotaLedger | None:
+    return db.session.scalars(select(QuotaLedger).where(
+        QuotaLedger.workspace_id == workspace_id,
+        QuotaLedger.subject == subject,
+        QuotaLedger.period_start == period_start,
+    )).first()
+
+
+def ledger_for(workspace: Workspace, subject: str, allowance: int, period_start: date | None = None) -> QuotaLedger:
+    """The ledger row for this subject and period, created on first use.
 
     Creation tolerates a parallel creator: the unique key decides, and the
     loser reads the winner's row.
     """
-    period_start = period_start or current_period()[0]
-    subject = subject_for(user_id)
-    query = select(QuotaLedger).where(
-        QuotaLedger.workspace_id == workspace.id,
-        QuotaLedger.subject == subject,
-        QuotaLedger.period_start == period_start,
-    )
-    ledger = db.session.scalars(query).first()
+    period_start = period_start or current_period(workspace)[0]
+    ledger = _find_ledger(workspace.id, subject, period_start)
     if ledger is not None:
         return ledger
     try:
         with db.session.begin_nested():
-            ledger = QuotaLedger(
-                workspace_id=workspace.id,
-                subject=subject,
-                period_start=period_start,
-                allowance=allowance_for(workspace, user_id),
-                used=0,
-                reserved=0,
-            )
+            ledger = QuotaLedger(workspace_id=workspace.id, subject=subject, period_start=period_start,
+                                 allowance=allowance, used=0, reserved=0)
             db.session.add(ledger)
     except IntegrityError:
-        ledger = db.session.scalars(query).one()
+        ledger = _find_ledger(workspace.id, subject, period_start)
     return ledger
 
 
 def remaining(workspace: Workspace, user_id: int) -> Allowance:
-    """What this user may still generate in the workspace this period."""
-    start, end = current_period()
-    ledger = ledger_for(workspace, user_id, start)
-    return Allowance(ledger.allowance, ledger.used, ledger.reserved, start, end)
+    """What this member may still generate this period (the tightest limit). Reads only."""
+    start, end = current_period(workspace)
+    tightest: Allowance | None = None
+    for limit in limits_for(workspace, user_id):
+        ledger = _find_ledger(workspace.id, limit.subject, start)
+        used, reserved = (ledger.used, ledger.reserved) if ledger else (0, 0)
+        candidate = Allowance(limit.allowance, used, reserved, start, end,
+                              "pool" if limit.subject == "pool" else "you")
+        if tightest is None or candidate.remaining < tightest.remaining:
+            tightest = candidate
+    return tightest
 
 
-def reserve(workspace: Workspace, user_id: int, generation_id: int, amount: int) -> QuotaCharge:
-    """Hold `amount` generations for this generation, or raise QuotaExceeded.
+def reserve(workspace: Workspace, user_id: int, generation_id: int, amount: int) -> list[QuotaCharge]:
+    """Hold `amount` generations on every ledger that limits this member, or raise QuotaExceeded.
 
-    The caller owns the transaction: on QuotaExceeded it rolls back, so the
-    generation row it inserted is not kept either.
+    The caller owns the transaction: on QuotaExceeded it rolls back, which also
+    undoes any ledger already reserved here and the generation row it inserted.
     """
-    ledger = ledger_for(workspace, user_id)
-    result = db.session.execute(
-        update(QuotaLedger)
-        .where(
-            QuotaLedger.id == ledger.id,
-            QuotaLedger.used + QuotaLedger.reserved + amount <= QuotaLedger.allowance,
+    start = current_period(workspace)[0]
+    charges = []
+    for limit in limits_for(workspace, user_id):
+        ledger = ledger_for(workspace, limit.subject, limit.allowance, start)
+        result = db.session.execute(
+            update(QuotaLedger)
+            .where(
+                QuotaLedger.id == ledger.id,
+                QuotaLedger.used + QuotaLedger.reserved + amount <= limit.allowance,
+            )
+            .values(reserved=QuotaLedger.reserved + amount, allowance=limit.allowance)
+            .execution_options(synchronize_session=False)
         )
-        .values(reserved=QuotaLedger.reserved + amount)
-        .execution_options(synchronize_session=False)
-    )
-    if result.rowcount != 1:
-        db.session.refresh(ledger)
-        raise QuotaExceeded(ledger.remaining, amount)
-    charge = QuotaCharge(generation_id=generation_id, ledger_id=ledger.id, amount=amount, state="reserved")
-    db.session.add(charge)
+        if result.rowcount != 1:
+            db.session.refresh(ledger)
+            left = max(limit.allowance - ledger.used - ledger.reserved, 0)
+            raise QuotaExceeded(left, amount, "pool" if limit.subject == "pool" else "you")
+        charge = QuotaCharge(generation_id=generation_id, ledger_id=ledger.id, amount=amount, state="reserved")
+        db.session.add(charge)
+        charges.append(charge)
     db.session.flush()
-    return charge
+    return charges
 
 
-def _close_charge(generation_id: int, new_state: str, used: int) -> bool:
-    """Flip a reserved charge to settled/refunded and move the ledger once."""
-    charge = db.session.scalars(
-        select(QuotaCharge).where(QuotaCharge.generation_id == generation_id)
-    ).first()
-    if charge is None:
-        return False
-    flipped = db.session.execute(
-        update(QuotaCharge)
-        .where(QuotaCharge.id == charge.id, QuotaCharge.state == "reserved")
-        .values(state=new_state, amount=used if new_state == "settled" else charge.amount,
-                updated_at=datetime.now(timezone.utc).replace(tzinfo=None))
-        .execution_options(synchronize_session=False)
-    )
-    if flipped.rowcount != 1:
-        return False
-    db.session.execute(
-        update(QuotaLedger)
-        .where(QuotaLedger.id == charge.ledger_id)
-        .values(reserved=QuotaLedger.reserved - charge.amount, used=QuotaLedger.used + used)
-        .execution_options(synchronize_session=False)
-    )
-    return True
+def _close_charges(generation_id: int, new_state: str, used: int | None) -> list[int]:
+    """Flip each reserved charge of the generation and move its ledger once.
+    Returns the ids of the ledgers this call moved."""
+    charges = db.session.scalars(
+        select(QuotaCharge).where(QuotaCharge.generation_id == generation_id, QuotaCharge.state == "reserved")
+    ).all()
+    moved = []
+    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    for charge in charges:
+        spent = 0 if new_state == "refunded" else (charge.amount if used is None else max(0, min(used, charge.amount)))
+        flipped = db.session.execute(
+            update(QuotaCharge)
+            .where(QuotaCharge.id == charge.id, QuotaCharge.state == "reserved")
+            .values(state=new_state, amount=spent if new_state == "settled" else charge.amount, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        if flipped.rowcount != 1:
+            continue
+        db.session.execute(
+            update(QuotaLedger)
+            .where(QuotaLedger.id == charge.ledger_id)
+            .values(reserved=QuotaLedger.reserved - charge.amount, used=QuotaLedger.used + spent)
+            .execution_options(synchronize_session=False)
+        )
+        moved.append(charge.ledger_id)
+    return moved
 
 
-def settle(generation_id: int, used: int | None = None) -> bool:
-    """Turn the generation's reservation into usage (all of it, or `used` when
-    fewer variants came back). True if this call did it."""
-    charge_amount = db.session.scalar(
-        select(QuotaCharge.amount).where(QuotaCharge.generation_id == generation_id)
-    )
-    if charge_amount is None:
-        return False
-    used = charge_amount if used is None else max(0, min(used, charge_amount))
-    return _close_charge(generation_id, "settled", used)
+def settle(generation_id: int, used: int | None = None) -> list[int]:
+    """Turn the reservation into usage (all of it, or `used` when fewer variants
+    came back). Returns the ledgers moved: empty if already settled or refunded."""
+    return _close_charges(generation_id, "settled", used)
 
 
-def refund(generation_id: int) -> bool:
-    """Release the generation's reservation. True if this call did it."""
-    return _close_charge(generation_id, "refunded", 0)
+def refund(generation_id: int) -> list[int]:
+    """Release the reservation. Returns the ledgers moved (empty if already closed)."""
+    return _close_charges(generation_id, "refunded", None)
+
+
+def record_due_alerts(ledger_ids: list[int]) -> list[tuple[QuotaLedger, int]]:
+    """Mark the 80% / 100% thresholds newly crossed by these ledgers.
+
+    Each (ledger, threshold) is recorded once (unique key), so the caller sends
+    each email once, however many jobs cross the line together. Caller commits,
+    then sends.
+    """
+    due = []
+    for ledger_id in ledger_ids:
+        ledger = db.session.get(QuotaLedger, ledger_id)
+        db.session.refresh(ledger)
+        if ledger.allowance <= 0:
+            continue
+        for threshold in ALERT_THRESHOLDS:
+            if ledger.used * 100 < threshold * ledger.allowance:
+                continue
+            try:
+                with db.session.begin_nested():
+                    db.session.add(QuotaAlert(ledger_id=ledger.id, threshold=threshold))
+            except IntegrityError:
+                continue
+            due.append((ledger, threshold))
+    return due
+
+
+def send_alert_emails(due: list[tuple[QuotaLedger, int]]) -> None:
+    """Email the people a crossed threshold concerns: the member for their own
+    ledger; the owner and admins for the workspace pool. Called after commit."""
+    from app import mail
+    from app.auth.models import User
+
+    for ledger, threshold in due:
+        workspace = db.session.get(Workspace, ledger.workspace_id)
+        if ledger.subject == "pool":
+            recipients = [m.user for m in workspace.memberships if m.can_manage]
+        else:
+            user = db.session.get(User, int(ledger.subject.split(":", 1)[1]))
+            recipients = [user] if user else []
+        start, end = current_period(workspace)
+        for user in recipients:
+            try:
+                mail.send(user.email, f"quota_{threshold}", user=user, workspace=workspace, ledger=ledger,
+                          pool=ledger.subject == "pool", period_end=end)
+            except Exception:  # noqa: BLE001 - a mail outage must not fail the generation
+                log.exception("could not send the %s%% quota email to %s", threshold, user.email)

@@ -1,7 +1,7 @@
-"""Workspaces (a team, or a user's personal space) and who belongs to them."""
+"""Workspaces (teams), who belongs to them, invitations, brand voices and projects."""
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 from sqlalchemy import ForeignKey, String, UniqueConstraint, func
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -10,6 +10,8 @@ from app.auth.models import User, utcnow
 from app.extensions import db
 
 ROLES = ("owner", "admin", "member")
+INVITABLE_ROLES = ("admin", "member")
+QUOTA_MODES = ("per_seat", "pooled")
 
 
 class Workspace(db.Model):
@@ -20,10 +22,14 @@ class Workspace(db.Model):
     plan: Mapped[str] = mapped_column(String(40), default="free")
     seats: Mapped[int] = mapped_column(default=1)
     generations_per_seat: Mapped[int] = mapped_column(default=20)
+    quota_mode: Mapped[str] = mapped_column(String(20), default="per_seat", server_default="per_seat")
+    # Set by billing from the subscription; until then the period is the calendar month.
+    period_start: Mapped[date | None]
+    period_end: Mapped[date | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
 
     memberships: Mapped[list["Membership"]] = relationship(
-        back_populates="workspace", cascade="all, delete-orphan"
+        back_populates="workspace", cascade="all, delete-orphan", passive_deletes=True
     )
 
 
@@ -35,7 +41,36 @@ class Membership(db.Model):
     workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"), index=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     role: Mapped[str] = mapped_column(String(20), default="member")
+    quota_cap: Mapped[int | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
 
     workspace: Mapped[Workspace] = relationship(back_populates="memberships")
     user: Mapped[User] = relationship()
+
+    @property
+    def can_manage(self) -> bool:
+        return self.role in ("owner", "admin")
+
+
+class Invitation(db.Model):
+    """An emailed, signed, single-use invitation; pending ones hold a seat."""
+
+    __tablename__ = "invitations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"), index=True)
+    email: Mapped[str] = mapped_column(String(254), index=True)
+    role: Mapped[str] = mapped_column(String(20), default="member")
+    invited_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
+    expires_at: Mapped[datetime]
+    last_sent_at: Mapped[datetime] = mapped_column(default=utcnow)
+    accepted_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+    workspace: Mapped[Workspace] = relationship()
+    invited_by: Mapped[User | None] = relationship()
+
+    def is_pending(self, now: datetime | None = None) -> bool:
+        now = now or utcnow()
+        return self.accepted_at is None and self.revoked_at is None and self.expires_at > now

@@ -122,3 +122,9 @@
     }
   });
 })();
+
+/* Selects marked data-autosubmit submit their form when changed (workspace switcher, roles, period). */
+document.addEventListener("change", function (e) {
+  var el = e.target;
+  if (el.matches && el.matches("select[data-autosubmit]") && el.form) { el.form.requestSubmit ? el.form.requestSubmit() : el.form.submit(); }
+});

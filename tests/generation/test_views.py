@@ -97,8 +97,10 @@ def test_csrf_failure_is_a_clear_400_and_writes_nothing(app, make_user):
 def test_out_of_quota_gets_a_message_and_no_job(app, client, login):
     user_id = login()
     with app.app_context():
-        client.get("/templates")  # creates the ledger
-        ledger = db.session.scalars(select(QuotaLedger)).one()
+        from app.quota import services as quota
+        from app.workspaces.models import Membership
+        workspace = db.session.scalars(select(Membership)).one().workspace
+        ledger = quota.ledger_for(workspace, quota.subject_for(user_id), 20)
         ledger.used = 19
         db.session.commit()
     response = client.post("/write/x-post", data=form_data(app, "x-post", 3))

@@ -35,19 +35,19 @@ def test_reserve_settle_refund_move_the_ledger_once(app_ctx, make_user):
     generation = _start(user_id, variants=3)
     ledger = db.session.scalars(select(QuotaLedger)).one()
     assert (ledger.allowance, ledger.used, ledger.reserved) == (20, 0, 3)
-    assert quota.settle(generation.id) is True
-    assert quota.settle(generation.id) is False
-    assert quota.refund(generation.id) is False  # settled charges are not refunded
+    assert quota.settle(generation.id) == [ledger.id]
+    assert quota.settle(generation.id) == []
+    assert quota.refund(generation.id) == []  # settled charges are not refunded
     db.session.commit()
     db.session.refresh(ledger)
     assert (ledger.used, ledger.reserved) == (3, 0)
 
     other = _start(user_id, variants=2)
-    assert quota.refund(other.id) is True and quota.refund(other.id) is False
+    assert quota.refund(other.id) == [ledger.id] and quota.refund(other.id) == []
     db.session.commit()
     db.session.refresh(ledger)
     assert (ledger.used, ledger.reserved) == (3, 0)
-    assert quota.remaining(*_user_and_workspace(user_id)[::-1][:1], user_id).remaining == 17
+    assert quota.remaining(_user_and_workspace(user_id)[1], user_id).remaining == 17
 
 
 def test_reservation_beyond_the_allowance_is_refused_and_writes_nothing(app_ctx, make_user):
@@ -66,7 +66,7 @@ def test_fifty_parallel_submits_against_ten_credits_accept_exactly_ten(app, make
     user_id = make_user()
     with app.app_context():
         _user, workspace = _user_and_workspace(user_id)
-        ledger = quota.ledger_for(workspace, user_id)
+        ledger = quota.ledger_for(workspace, quota.subject_for(user_id), 20)
         ledger.used = 10  # 10 of 20 left
         db.session.commit()
 
@@ -115,7 +115,7 @@ def test_ledger_creation_tolerates_a_parallel_creator(app, make_user):
             _user, workspace = _user_and_workspace(user_id)
             db.session.commit()  # end the read transaction before racing
             barrier.wait()
-            ledger = quota.ledger_for(workspace, user_id)
+            ledger = quota.ledger_for(workspace, quota.subject_for(user_id), 20)
             db.session.commit()
             with lock:
                 ids.append(ledger.id)

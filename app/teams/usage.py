@@ -1,0 +1,170 @@
+"""Usage reports: per member, per template and per day, from settled charges.
+
+What a member used is what the ledger charged them: the settled QuotaCharges
+of their generations (per_seat ledgers, or the pool). Reports read only.
+"""
+from __future__ import annotations
+
+import csv
+import io
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+from markupsafe import Markup, escape
+from sqlalchemy import select
+
+from app.auth.models import User
+from app.catalog.models import Template
+from app.extensions import db
+from app.generation.models import Generation
+from app.quota import services as quota
+from app.quota.models import QuotaCharge, QuotaLedger
+from app.workspaces.models import Membership, Workspace
+
+
+@dataclass
+class MemberRow:
+    user_id: int
+    email: str
+    role: str | None  # None: no longer a member
+    generations: int = 0
+    variants: int = 0
+    cap: int | None = None
+    remaining: int | None = None
+
+
+@dataclass
+class UsageReport:
+    period_start: date
+    period_end: date
+    members: list[MemberRow]
+    templates: list[tuple[str, int, int]]  # name, generations, variants
+    daily: list[tuple[date, int]]
+    total_variants: int
+    allowance: int
+    pool: bool = False
+    periods: list[date] = field(default_factory=list)
+
+
+def available_periods(workspace: Workspace) -> list[date]:
+    """Period starts that have a ledger, newest first, always including the current one."""
+    current = quota.current_period(workspace)[0]
+    starts = set(db.session.scalars(
+        select(QuotaLedger.period_start).where(QuotaLedger.workspace_id == workspace.id).distinct()))
+    starts.add(current)
+    return sorted(starts, reverse=True)
+
+
+def period_bounds(workspace: Workspace, start: date) -> tuple[date, date]:
+    current_start, current_end = quota.current_period(workspace)
+    if start == current_start:
+        return current_start, current_end
+    return quota.calendar_month(start)
+
+
+def build(workspace: Workspace, period_start: date | None = None, only_user_id: int | None = None) -> UsageReport:
+    periods = available_periods(workspace)
+    start = period_start if period_start in periods else periods[0]
+    start, end = period_bounds(workspace, start)
+    rows = db.session.execute(
+        select(Generation.user_id, Generation.template_id, Generation.created_at, QuotaCharge.amount, QuotaLedger.subject)
+        .join(QuotaCharge, QuotaCharge.generation_id == Generation.id)
+        .join(QuotaLedger, QuotaLedger.id == QuotaCharge.ledger_id)
+        .where(Generation.workspace_id == workspace.id, QuotaCharge.state == "settled",
+               QuotaLedger.period_start == start)
+    ).all()
+    # A pooled generation with a capped member has two charges: count the generation once.
+    seen: dict[tuple, int] = {}
+    per_user: dict[int, list[int]] = defaultdict(lambda: [0, 0])
+    per_template: dict[int, list[int]] = defaultdict(lambda: [0, 0])
+    per_day: dict[date, int] = defaultdict(int)
+    for user_id, template_id, created_at, amount, subject in rows:
+        key = (user_id, template_id, created_at)
+        if key in seen:
+            continue
+        seen[key] = amount
+        if only_user_id is not None and user_id != only_user_id:
+            continue
+        per_user[user_id][0] += 1
+        per_user[user_id][1] += amount
+        per_template[template_id][0] += 1
+        per_template[template_id][1] += amount
+        per_day[created_at.date()] += amount
+
+    memberships = {m.user_id: m for m in db.session.scalars(
+        select(Membership).where(Membership.workspace_id == workspace.id))}
+    user_ids = set(per_user) | (set(memberships) if only_user_id is None else {only_user_id})
+    users = {u.id: u for u in db.session.scalars(select(User).where(User.id.in_(user_ids)))} if user_ids else {}
+    is_current = start == quota.current_period(workspace)[0]
+    members = []
+    for user_id in sorted(user_ids, key=lambda uid: users[uid].email if uid in users else ""):
+        membership = memberships.get(user_id)
+        generations, variants = per_user.get(user_id, (0, 0))
+        row = MemberRow(user_id, users[user_id].email if user_id in users else "deleted user",
+                        membership.role if membership else None, generations, variants,
+                        membership.quota_cap if membership else None)
+        if membership is not None and is_current:
+            row.remaining = quota.remaining(workspace, user_id).remaining
+        members.append(row)
+    names = dict(db.session.execute(select(Template.id, Template.name).where(Template.id.in_(per_template))).all()) \
+        if per_template else {}
+    templates = sorted(((names.get(tid, "?"), g, v) for tid, (g, v) in per_template.items()), key=lambda r: -r[2])
+    days = (end - start).days
+    daily = [(start + timedelta(days=i), per_day.get(start + timedelta(days=i), 0)) for i in range(days)]
+    pooled = workspace.quota_mode == "pooled"
+    allowance = workspace.seats * workspace.generations_per_seat
+    return UsageReport(start, end, members, templates, daily, sum(per_day.values()), allowance, pooled, periods)
+
+
+def as_csv(report: UsageReport) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["period_start", "period_end", "member", "role", "generations", "variants_charged", "cap", "remaining"])
+    for row in report.members:
+        writer.writerow([report.period_start.isoformat(), report.period_end.isoformat(), _csv_safe(row.email),
+                         row.role or "removed", row.generations, row.variants,
+                         "" if row.cap is None else row.cap, "" if row.remaining is None else row.remaining])
+    writer.writerow([])
+    writer.writerow(["template", "generations", "variants_charged"])
+    for name, generations, variants in report.templates:
+        writer.writerow([_csv_safe(name), generations, variants])
+    return out.getvalue()
+
+
+def _csv_safe(value: str) -> str:
+    """Neutralise spreadsheet formulas in exported text."""
+    return "'" + value if value[:1] in ("=", "+", "-", "@") else value
+
+
+def daily_chart_svg(report: UsageReport, width: int = 720, height: int = 180) -> Markup:
+    """A bar chart of variants charged per day, drawn on the server."""
+    pad_left, pad_bottom, pad_top = 32, 22, 10
+    days = report.daily or [(report.period_start, 0)]
+    peak = max((n for _d, n in days), default=0) or 1
+    inner_w, inner_h = width - pad_left - 4, height - pad_bottom - pad_top
+    bar_w = inner_w / len(days)
+    parts = [f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" '
+             f'aria-label="Variants generated per day, {escape(report.period_start.isoformat())} to '
+             f'{escape(report.period_end.isoformat())}" xmlns="http://www.w3.org/2000/svg">',
+             f'<line x1="{pad_left}" y1="{pad_top + inner_h}" x2="{width - 4}" y2="{pad_top + inner_h}" class="axis"/>',
+             f'<text x="{pad_left - 6}" y="{pad_top + 8}" text-anchor="end" class="tick">{peak}</text>',
+             f'<text x="{pad_left - 6}" y="{pad_top + inner_h}" text-anchor="end" class="tick">0</text>']
+    for i, (day, count) in enumerate(days):
+        bar_h = inner_h * count / peak
+        x = pad_left + i * bar_w + 1
+        parts.append(f'<rect x="{x:.1f}" y="{pad_top + inner_h - bar_h:.1f}" width="{max(bar_w - 2, 1):.1f}" '
+                     f'height="{bar_h:.1f}" class="bar"><title>{day.isoformat()}: {count}</title></rect>')
+        if day.day == 1 or day.day % 5 == 0:
+            parts.append(f'<text x="{x + bar_w / 2:.1f}" y="{height - 6}" text-anchor="middle" class="tick">{day.day}</text>')
+    parts.append("</svg>")
+    return Markup("".join(parts))
+
+
+def parse_period(value: str | None) -> date | None:
+    try:
+        return date.fromisoformat(value) if value else None
+    except ValueError:
+        return None
+
+
