@@ -46,6 +46,10 @@ class UsageReport:
     pool: bool = False
     periods: list[date] = field(default_factory=list)
 
+    @property
+    def period_last_day(self) -> date:
+        return self.period_end - timedelta(days=1)
+
 
 def available_periods(workspace: Workspace) -> list[date]:
     """Period starts that have a ledger, newest first, always including the current one."""

@@ -236,3 +236,19 @@ def test_switching_workspaces_scopes_everything(app, team, run_worker):
                                                                          Workspace.name != "Side project")).first()
     if outsider_workspace:
         assert owner.post("/workspaces/switch", data={"workspace_id": outsider_workspace}).status_code == 404
+
+
+def test_operators_set_seats_from_the_cli(app, team):
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=["set-seats", str(team.workspace_id), "3", "--generations", "50", "--plan", "pro"])
+    assert result.exit_code == 0, result.output
+    with app.app_context():
+        workspace = db.session.get(Workspace, team.workspace_id)
+        assert (workspace.seats, workspace.generations_per_seat, workspace.plan) == (3, 50, "pro")
+    team.add("a@example.com")
+    team.add("b@example.com")
+    refused = runner.invoke(args=["set-seats", str(team.workspace_id), "2"])
+    assert refused.exit_code != 0 and "need 3 seats" in refused.output
+    assert runner.invoke(args=["set-seats", "999999", "2"]).exit_code != 0
+    listing = runner.invoke(args=["workspaces"])
+    assert "3 seats" in listing.output
