@@ -72,18 +72,23 @@ def _stop(proc: subprocess.Popen) -> None:
         try:
             proc.wait(10)
         except subprocess.TimeoutExpired:
-            # The pool's children are in its process group only if we made one: kill it whole.
+            # start_new_session gave the pool and its children their own process group.
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(5)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def worker_process(app, base_env, tmp_root):
     """A real RQ worker pool (2 SimpleWorkers) reading the test queue.
 
-    Session-scoped: the per-test ``flushdb`` of tests/conftest.py deletes RQ's
-    worker registration keys, but the workers keep BLPOP-ing the queue key, so
-    jobs enqueued by later tests still run (every journey after the first relies on it).
+    Module-scoped, on purpose:
+    - not per test: the per-test ``flushdb`` of tests/conftest.py deletes RQ's
+      worker registration keys, but the workers keep BLPOP-ing the queue key, so
+      jobs enqueued by later tests still run (every journey after the first relies
+      on it), and starting the pool costs ~1-2 s;
+    - not per session: a pool left running after this module would take the jobs
+      that the other test modules enqueue and run themselves with a burst
+      ``SimpleWorker`` (the ``run_worker`` fixture), and break them.
     """
     from rq import Worker
 
