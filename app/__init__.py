@@ -38,6 +38,8 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
 
     from app import models  # noqa: F401  (every model, for Alembic and relationships)
     from app.auth.views import bp as auth_bp
+    from app.billing.cli import cli as billing_cli
+    from app.billing.views import bp as billing_bp
     from app.brand.views import bp as brand_bp
     from app.catalog.views import bp as catalog_bp
     from app.generation.views import bp as generation_bp
@@ -46,7 +48,8 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     from app.projects.views import bp as projects_bp
     from app.teams.views import bp as teams_bp
 
-    for blueprint in (auth_bp, catalog_bp, generation_bp, history_bp, health_bp, teams_bp, brand_bp, projects_bp):
+    for blueprint in (auth_bp, catalog_bp, generation_bp, history_bp, health_bp, teams_bp, brand_bp, projects_bp,
+                      billing_bp, billing_cli):
         app.register_blueprint(blueprint)
     csrf.exempt(health_bp)
 

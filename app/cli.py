@@ -14,7 +14,9 @@ def register_cli(app: Flask) -> None:
     @app.cli.command("seed")
     def seed() -> None:
         """Load the built-in templates from app/catalog/seed (idempotent)."""
+        from app.billing.services import seed_plans
         from app.catalog.services import seed_templates
+        seed_plans()
         counts = seed_templates()
         click.echo(f"templates: {counts['created']} created, {counts['updated']} updated, "
                    f"{counts['unchanged']} unchanged")

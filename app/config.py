@@ -72,6 +72,13 @@ def load() -> dict:
         # Quota
         "FREE_MONTHLY_GENERATIONS": _int("FREE_MONTHLY_GENERATIONS", 20),
         "INVITATION_DAYS": _int("INVITATION_DAYS", 7),
+        # Billing (Stripe). Without STRIPE_SECRET_KEY billing is off and operators size workspaces by CLI.
+        "STRIPE_SECRET_KEY": os.environ.get("STRIPE_SECRET_KEY") or None,
+        "STRIPE_WEBHOOK_SECRET": os.environ.get("STRIPE_WEBHOOK_SECRET") or None,
+        "STRIPE_API_BASE": os.environ.get("STRIPE_API_BASE") or None,
+        "STRIPE_PRICE_PRO": os.environ.get("STRIPE_PRICE_PRO") or None,
+        "STRIPE_PRICE_BUSINESS": os.environ.get("STRIPE_PRICE_BUSINESS") or None,
+        "BILLING_GRACE_DAYS": _int("BILLING_GRACE_DAYS", 7),
         # Mail
         "MAIL_FROM": os.environ.get("MAIL_FROM", "Copydeck <no-reply@copydeck.app>"),
         "SMTP_HOST": os.environ.get("SMTP_HOST") or None,

@@ -36,6 +36,8 @@ def workspace_required(view):
             return render_template("errors/no_workspace.html"), 403
         g.membership = membership
         g.workspace = membership.workspace
+        from app.billing.services import enforce_grace
+        enforce_grace(g.workspace)
         return view(*args, **kwargs)
     return wrapper
 
@@ -92,6 +94,8 @@ def init_app(app: Flask) -> None:
             values["membership"] = g.membership
             values["my_memberships"] = memberships_of(current_user)
             values["workspace_projects"] = lambda: projects_of(workspace.id)
+            from app.billing.services import grace_ends
+            values["billing_grace_ends"] = grace_ends(workspace)
         return values
 
     @app.template_filter("icon")

@@ -2,6 +2,7 @@
 from flask import Blueprint, flash, g, redirect, render_template, url_for
 from sqlalchemy import select
 
+from app.billing.services import has_feature
 from app.brand.forms import BrandVoiceForm
 from app.brand.models import BrandVoice
 from app.extensions import db
@@ -21,13 +22,20 @@ def voices_of(workspace_id: int) -> list[BrandVoice]:
 @bp.route("/brand-voices")
 @workspace_required
 def index():
-    return render_template("brand/index.html", voices=voices_of(g.workspace.id))
+    return render_template("brand/index.html", voices=voices_of(g.workspace.id),
+                           unlocked=has_feature(g.workspace, "brand_voices"))
+
+
+def _upgrade_needed():
+    return render_template("brand/upgrade.html"), 402
 
 
 @bp.route("/brand-voices/new", methods=["GET", "POST"])
 @workspace_required
 @manager_required
 def create():
+    if not has_feature(g.workspace, "brand_voices"):
+        return _upgrade_needed()
     form = BrandVoiceForm()
     if form.validate_on_submit():
         voice = BrandVoice(workspace_id=g.workspace.id, **{f: (getattr(form, f).data or "").strip() for f in FIELDS})
@@ -43,6 +51,8 @@ def create():
 @manager_required
 def edit(voice_id: int):
     voice = get_in_workspace_or_404(BrandVoice, voice_id, g.workspace.id)
+    if not has_feature(g.workspace, "brand_voices"):
+        return _upgrade_needed()
     form = BrandVoiceForm(obj=voice)
     if form.validate_on_submit():
         for field in FIELDS:

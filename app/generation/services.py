@@ -7,6 +7,7 @@ from flask import current_app
 from sqlalchemy import select
 
 from app.auth.models import User, utcnow
+from app.billing import services as billing
 from app.brand.models import BrandVoice
 from app.catalog.models import Template, TemplateVersion
 from app.catalog.rendering import render_prompt
@@ -25,6 +26,10 @@ LANGUAGES = (
 )
 CREATIVITY = {"low": 0.3, "balanced": 0.7, "high": 1.0}
 MAX_VARIANTS = 5
+
+
+class NoSeat(Exception):
+    """The workspace has more members than seats and this member is not seated."""
 
 
 def build_context(version: TemplateVersion, values: dict[str, Any], *, tone: str, language: str,
@@ -51,6 +56,8 @@ def start(*, workspace: Workspace, user: User, template: Template, values: dict[
     Raises PromptError if the template cannot be rendered and QuotaExceeded
     when the user has too few generations left; either way nothing is written.
     """
+    if not billing.has_seat(workspace, user.id):
+        raise NoSeat()
     version = template.published_version
     if brand_voice is not None and brand_voice.workspace_id != workspace.id:
         raise ValueError("brand voice of another workspace")

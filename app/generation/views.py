@@ -4,6 +4,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, abort, current_app, flash, g, redirect, render_template, request, url_for
 from flask_login import current_user
 
+from app.billing.services import has_feature
 from app.brand.views import voices_of
 from app.catalog.rendering import PromptError
 from app.catalog.services import get_published
@@ -19,6 +20,8 @@ from app.workspaces.services import get_in_workspace_or_404
 bp = Blueprint("generation", __name__)
 
 MAX_VARIANT_CHARS = 20_000
+NO_SEAT_MESSAGE = ("This workspace has more members than seats on its current plan, and you are not in a seat. "
+                   "Your work stays here; ask the owner to add seats to generate again.")
 
 
 def _generation_or_404(generation_id: int) -> Generation:
@@ -49,7 +52,7 @@ def write(slug: str):
     if template is None:
         abort(404)
     version = template.published_version
-    voices = voices_of(g.workspace.id)
+    voices = voices_of(g.workspace.id) if has_feature(g.workspace, "brand_voices") else []
     form = build_generate_form(version, brand_voices=voices)
     status = 200
     if form.validate_on_submit():
@@ -62,6 +65,9 @@ def write(slug: str):
             )
         except QuotaExceeded as exc:
             flash(_quota_message(exc), "error")
+            status = 402
+        except services.NoSeat:
+            flash(NO_SEAT_MESSAGE, "error")
             status = 402
         except PromptError as exc:
             current_app.logger.error("template %s does not render: %s", slug, exc)
@@ -135,6 +141,9 @@ def regenerate(generation_id: int):
     generation = _generation_or_404(generation_id)
     try:
         new = services.rerun(generation, current_user, g.workspace)
+    except services.NoSeat:
+        flash(NO_SEAT_MESSAGE, "error")
+        return htmx_redirect(url_for("generation.show", generation_id=generation.id))
     except QuotaExceeded as exc:
         flash(_quota_message(exc), "error")
         return htmx_redirect(url_for("generation.show", generation_id=generation.id))
@@ -214,6 +223,9 @@ def more(variant_id: int):
     variant = _variant_or_404(variant_id)
     try:
         new = services.more_like(variant, current_user, g.workspace)
+    except services.NoSeat:
+        flash(NO_SEAT_MESSAGE, "error")
+        return htmx_redirect(url_for("generation.show", generation_id=variant.generation_id))
     except QuotaExceeded as exc:
         flash(_quota_message(exc), "error")
         return htmx_redirect(url_for("generation.show", generation_id=variant.generation_id))

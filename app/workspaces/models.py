@@ -16,6 +16,7 @@ QUOTA_MODES = ("per_seat", "pooled")
 
 class Workspace(db.Model):
     __tablename__ = "workspaces"
+    __table_args__ = (UniqueConstraint("stripe_customer_id", name="uq_workspaces_stripe_customer"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(120))
@@ -26,6 +27,16 @@ class Workspace(db.Model):
     # Set by billing from the subscription; until then the period is the calendar month.
     period_start: Mapped[date | None]
     period_end: Mapped[date | None]
+    # Billing (Stripe): the subscription as last synced, and what it grants now.
+    stripe_customer_id: Mapped[str | None] = mapped_column(String(80))
+    stripe_subscription_id: Mapped[str | None] = mapped_column(String(80))
+    stripe_subscription_item_id: Mapped[str | None] = mapped_column(String(80))
+    subscription_status: Mapped[str | None] = mapped_column(String(30))
+    subscribed_plan: Mapped[str | None] = mapped_column(String(40))
+    subscribed_seats: Mapped[int | None]
+    cancel_at_period_end: Mapped[bool] = mapped_column(default=False, server_default="0")
+    past_due_since: Mapped[datetime | None]
+    billing_synced_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
 
     memberships: Mapped[list["Membership"]] = relationship(

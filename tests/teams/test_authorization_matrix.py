@@ -88,6 +88,14 @@ MATRIX = {
     ("teams.create", "POST"): ("/workspaces/new", WORKSPACE, {"new-name": ""}),
     ("teams.usage_page", "GET"): ("/workspace/usage", WORKSPACE, None),
     ("teams.usage_csv", "GET"): ("/workspace/usage.csv", MANAGER, None),
+    ("billing.index", "GET"): ("/billing", OWNER, None),
+    ("billing.checkout", "POST"): ("/billing/checkout", OWNER, {"plan": "pro", "seats": "1"}),
+    ("billing.success", "GET"): ("/billing/success?session_id=cs_x", OWNER, None),
+    ("billing.portal", "POST"): ("/billing/portal", OWNER, {}),
+    ("billing.seats_preview", "GET"): ("/billing/seats/preview?seats=2", OWNER, None),
+    ("billing.change_seats", "POST"): ("/billing/seats", OWNER, {"seats": "2"}),
+    # Stripe's webhook: no session, verified by signature; with billing off (here) it does not exist.
+    ("billing.webhook", "POST"): ("/billing/webhook", (N,) * 6, {}),
     # Last: these end the visitor's membership or session.
     ("teams.leave", "POST"): ("/workspace/leave", WORKSPACE, {}),
     ("auth.logout", "POST"): ("/logout", PUBLIC, {}),  # to /login either way
