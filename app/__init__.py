@@ -37,8 +37,10 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     workers.init_app(app)
 
     from app import models  # noqa: F401  (every model, for Alembic and relationships)
+    from app.admin.views import bp as admin_bp
     from app.auth.views import bp as auth_bp
     from app.brand.views import bp as brand_bp
+    from app.catalog.editor import site_bp as template_admin_bp, workspace_bp as workspace_templates_bp
     from app.catalog.views import bp as catalog_bp
     from app.generation.views import bp as generation_bp
     from app.health.views import bp as health_bp
@@ -46,7 +48,8 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     from app.projects.views import bp as projects_bp
     from app.teams.views import bp as teams_bp
 
-    for blueprint in (auth_bp, catalog_bp, generation_bp, history_bp, health_bp, teams_bp, brand_bp, projects_bp):
+    for blueprint in (auth_bp, catalog_bp, generation_bp, history_bp, health_bp, teams_bp, brand_bp, projects_bp,
+                      admin_bp, template_admin_bp, workspace_templates_bp):
         app.register_blueprint(blueprint)
     csrf.exempt(health_bp)
 

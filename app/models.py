@@ -6,3 +6,4 @@ from app.quota.models import QuotaAlert, QuotaCharge, QuotaLedger  # noqa: F401
 from app.brand.models import BrandVoice  # noqa: F401
 from app.projects.models import Project, ProjectItem  # noqa: F401
 from app.workspaces.models import Invitation, Membership, Workspace  # noqa: F401
+from app.admin.models import AuditEntry, SiteSetting  # noqa: F401
