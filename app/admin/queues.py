@@ -60,9 +60,15 @@ def failed_job(redis: Redis, name: str, job_id: str) -> Job | None:
         return None
 
 
+def exc_text(job: Job) -> str:
+    """The traceback of the job's latest (failed) run."""
+    result = job.latest_result()
+    return (result.exc_string or "") if result is not None else ""
+
+
 def error_summary(job: Job) -> str:
     """The last line of the traceback: the exception and its message."""
-    info = job.exc_info or ""
+    info = exc_text(job)
     lines = [line for line in info.strip().splitlines() if line.strip()]
     return lines[-1] if lines else "no error recorded"
 

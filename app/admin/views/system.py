@@ -68,7 +68,8 @@ def failed_job(name: str, job_id: str):
     job = queues.failed_job(_redis(), _known_queue_or_404(name), job_id)
     if job is None:
         abort(404)
-    return render_template("admin/job.html", queue=name, job=job, summary=queues.error_summary(job))
+    return render_template("admin/job.html", queue=name, job=job, summary=queues.error_summary(job),
+                           exc_text=queues.exc_text(job))
 
 
 @bp.route("/queues/<name>/failed/<job_id>/requeue", methods=["POST"])
