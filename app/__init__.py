@@ -37,10 +37,12 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     workers.init_app(app)
 
     from app import models  # noqa: F401  (every model, for Alembic and relationships)
+    from app.admin.views import bp as admin_bp
     from app.auth.views import bp as auth_bp
     from app.billing.cli import cli as billing_cli
     from app.billing.views import bp as billing_bp
     from app.brand.views import bp as brand_bp
+    from app.catalog.editor import site_bp as template_admin_bp, workspace_bp as workspace_templates_bp
     from app.catalog.views import bp as catalog_bp
     from app.generation.views import bp as generation_bp
     from app.health.views import bp as health_bp
@@ -49,7 +51,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     from app.teams.views import bp as teams_bp
 
     for blueprint in (auth_bp, catalog_bp, generation_bp, history_bp, health_bp, teams_bp, brand_bp, projects_bp,
-                      billing_bp, billing_cli):
+                      billing_bp, billing_cli, admin_bp, template_admin_bp, workspace_templates_bp):
         app.register_blueprint(blueprint)
     csrf.exempt(health_bp)
 

@@ -63,6 +63,41 @@ def register_cli(app: Flask) -> None:
         for ws in db.session.scalars(select(Workspace).order_by(Workspace.id)):
             click.echo(f"{ws.id}\t{ws.name}\t{ws.plan}\t{ws.seats} seats\t{ws.generations_per_seat}/seat\t{ws.quota_mode}")
 
+    @app.cli.group("users")
+    def users() -> None:
+        """Manage accounts (site admins)."""
+
+    @users.command("create")
+    @click.argument("email")
+    @click.option("--admin", is_flag=True, help="make the account a site admin")
+    @click.option("--password", help="the password (prompted for, hidden, when left out)")
+    def create_user(email: str, admin: bool, password: str | None) -> None:
+        """Create an account (with its personal workspace); --admin makes it a site admin.
+
+        An existing account is not changed, except that --admin grants it the role.
+        """
+        from app.admin.services import AdminError, set_site_admin
+        from app.auth import services
+        user = services.find_by_email(email)
+        if user is None:
+            if "@" not in email:
+                raise click.ClickException("give an email address")
+            if password is None:
+                password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+            if len(password) < 8:
+                raise click.ClickException("the password needs at least 8 characters")
+            user = services.sign_up(email, password)
+            click.echo(f"created {user.email}")
+        elif not admin:
+            raise click.ClickException(f"{user.email} already exists")
+        if admin:
+            try:
+                set_site_admin(None, user, True)
+            except AdminError:
+                click.echo(f"{user.email} is already a site admin")
+            else:
+                click.echo(f"{user.email} is now a site admin")
+
     @app.cli.command("create-db")
     def create_db() -> None:
         """Create tables directly (tests); production uses `flask db upgrade`."""

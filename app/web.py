@@ -42,6 +42,25 @@ def workspace_required(view):
     return wrapper
 
 
+def site_admin_required(view):
+    """Site admins only (a role separate from workspace roles); others get 403.
+
+    The active workspace, if the admin has one, is loaded too, so the header
+    shows it; admin pages never depend on it.
+    """
+    @login_required
+    @wraps(view)
+    def wrapper(*args, **kwargs):
+        if not current_user.is_site_admin:
+            abort(403)
+        from app.workspaces.services import current_membership
+        membership = current_membership(current_user)
+        if membership is not None:
+            g.membership, g.workspace = membership, membership.workspace
+        return view(*args, **kwargs)
+    return wrapper
+
+
 def manager_required(view):
     """Owner or admin of the active workspace; others get 403."""
     @wraps(view)
@@ -70,9 +89,11 @@ def init_app(app: Flask) -> None:
     def load_user(user_id: str):
         from app.auth.models import User
         try:
-            return db.session.get(User, int(user_id))
+            user = db.session.get(User, int(user_id))
         except (TypeError, ValueError):
             return None
+        # A suspended user's existing sessions (and remember-me cookies) end at their next request.
+        return user if user is not None and user.is_active else None
 
     @app.context_processor
     def page_values():

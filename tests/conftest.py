@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import delete, select, text, update
 
 from tests.fakes.openai_server import FakeOpenAI
 
@@ -103,9 +103,45 @@ def app(base_env):
         from app.billing.services import seed_plans
         seed_plans()
         db.session.remove()
+    app.extensions["catalogue_snapshot"] = _catalogue_snapshot(app)
     yield app
     with app.app_context():
         db.engine.dispose()
+
+
+TEMPLATE_STATE = ("published_version_id", "source", "seed_hash", "name", "category", "description", "icon")
+
+
+def _catalogue_snapshot(app) -> dict:
+    """The seeded catalogue (templates and versions), to restore after tests that edit it."""
+    from app.extensions import db
+
+    with app.app_context(), db.engine.connect() as conn:
+        templates = db.metadata.tables["templates"]
+        versions = db.metadata.tables["template_versions"]
+        rows = conn.execute(select(templates.c.id, *(templates.c[k] for k in TEMPLATE_STATE))).all()
+        return {"templates": {row[0]: dict(zip(TEMPLATE_STATE, row[1:])) for row in rows},
+                "versions": set(conn.scalars(select(versions.c.id)))}
+
+
+def _restore_catalogue(conn, db, snapshot: dict) -> None:
+    """Undo what tests did to the catalogue: new templates and versions go, edited ones revert."""
+    templates = db.metadata.tables["templates"]
+    versions = db.metadata.tables["template_versions"]
+    current = {row[0]: dict(zip(TEMPLATE_STATE, row[1:]))
+               for row in conn.execute(select(templates.c.id, *(templates.c[k] for k in TEMPLATE_STATE)))}
+    for template_id, state in current.items():
+        wanted = snapshot["templates"].get(template_id)
+        if wanted is None:
+            conn.execute(update(templates).where(templates.c.id == template_id).values(published_version_id=None))
+        elif state != wanted:
+            conn.execute(update(templates).where(templates.c.id == template_id).values(**wanted))
+    extra = set(current) - set(snapshot["templates"])
+    if extra:
+        conn.execute(delete(templates).where(templates.c.id.in_(extra)))
+    new_versions = set(conn.scalars(select(versions.c.id))) - snapshot["versions"]
+    if new_versions:
+        conn.execute(delete(versions).where(versions.c.id.in_(new_versions)))
 
 
 def _clear_user_data(app) -> None:
@@ -118,6 +154,7 @@ def _clear_user_data(app) -> None:
         with db.engine.begin() as conn:
             for table in reversed(tables):
                 conn.execute(table.delete())
+            _restore_catalogue(conn, db, app.extensions["catalogue_snapshot"])
         app.extensions["redis"].flushdb()
 
 

@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import JSON, ForeignKey, String, Text, UniqueConstraint, func
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from app.auth.models import utcnow
+from app.auth.models import User, utcnow
 from app.extensions import db
 
 CATEGORIES = ("Ads", "Press & PR", "Website", "Email", "Social", "Frameworks", "Rewrite")
@@ -24,7 +24,10 @@ class Template(db.Model):
     category: Mapped[str] = mapped_column(String(40), index=True)
     description: Mapped[str] = mapped_column(String(300), default="")
     icon: Mapped[str] = mapped_column(String(40), default="sparkles")
-    source: Mapped[str] = mapped_column(String(20), default="seed")  # seed | admin
+    source: Mapped[str] = mapped_column(String(20), default="seed")  # seed | admin | workspace
+    # None: a site template, visible to everyone; else private to that workspace.
+    workspace_id: Mapped[int | None] = mapped_column(
+        ForeignKey("workspaces.id", ondelete="CASCADE", name="fk_templates_workspace"), index=True)
     seed_hash: Mapped[str | None] = mapped_column(String(64))
     published_version_id: Mapped[int | None] = mapped_column(
         ForeignKey("template_versions.id", use_alter=True, name="fk_template_published_version")
@@ -50,10 +53,20 @@ class TemplateVersion(db.Model):
     user_prompt: Mapped[str] = mapped_column(Text)
     output: Mapped[dict[str, Any]] = mapped_column(JSON)
     message: Mapped[str] = mapped_column(String(300), default="")
+    # The metadata as of this version; publishing copies it onto the template (what users see).
+    name: Mapped[str | None] = mapped_column(String(120))
+    category: Mapped[str | None] = mapped_column(String(40))
+    description: Mapped[str | None] = mapped_column(String(300))
+    icon: Mapped[str | None] = mapped_column(String(40))
+    # Model parameters; None falls back to the site default.
+    model: Mapped[str | None] = mapped_column(String(120))
+    temperature: Mapped[float | None]
+    max_tokens: Mapped[int | None]
     author_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
 
     template: Mapped[Template] = relationship(foreign_keys=[template_id])
+    author: Mapped[User | None] = relationship()
 
     @property
     def default_variants(self) -> int:
@@ -66,3 +79,10 @@ class TemplateVersion(db.Model):
     @property
     def format(self) -> str:
         return self.output.get("format", "single")
+
+    @property
+    def llm(self) -> dict[str, Any] | None:
+        """The model parameters in the data format, or None when all fall back to the site."""
+        values = {"model": self.model, "temperature": self.temperature, "max_tokens": self.max_tokens}
+        values = {k: v for k, v in values.items() if v is not None}
+        return values or None

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError
+from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError, meta, nodes
 from jinja2.sandbox import SandboxedEnvironment, SecurityError
 
 MAX_RENDERED_CHARS = 20_000
@@ -50,6 +50,36 @@ def check_syntax(source: str) -> None:
         raise PromptError(exc.message or "syntax error", exc.lineno) from exc
 
 
+def check_variables(source: str, available: set[str] | frozenset[str]) -> None:
+    """Raise PromptError for a variable the template uses but nobody provides.
+
+    Rendering with StrictUndefined only catches the branches that run with the
+    sample inputs; this finds an unknown name anywhere, with its line.
+    """
+    try:
+        tree = _env.parse(source)
+    except TemplateSyntaxError as exc:
+        raise PromptError(exc.message or "syntax error", exc.lineno) from exc
+    unknown = meta.find_undeclared_variables(tree) - set(available) - set(_env.globals)
+    if not unknown:
+        return
+    first = min(
+        (node.lineno, node.name) for node in tree.find_all(nodes.Name)
+        if node.name in unknown and node.ctx == "load"
+    )
+    raise PromptError(f"unknown variable '{first[1]}'", first[0])
+
+
+def _template_line(exc: BaseException) -> int | None:
+    """The template line a runtime error happened on (Jinja rewrites tracebacks to it)."""
+    line, tb = None, exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == "<template>":
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return line
+
+
 def render_prompt(source: str, context: dict[str, Any]) -> str:
     """Render one prompt template with the given variables, safely."""
     try:
@@ -58,11 +88,12 @@ def render_prompt(source: str, context: dict[str, Any]) -> str:
     except TemplateSyntaxError as exc:
         raise PromptError(exc.message or "syntax error", exc.lineno) from exc
     except SecurityError as exc:
-        raise PromptError(f"not allowed in a template: {exc}") from exc
+        raise PromptError(f"not allowed in a template: {exc}", _template_line(exc)) from exc
     except TemplateError as exc:
-        raise PromptError(str(exc.message if hasattr(exc, "message") else exc)) from exc
+        message = str(exc.message if hasattr(exc, "message") else exc)
+        raise PromptError(message, _template_line(exc)) from exc
     except (TypeError, ValueError, ArithmeticError, OverflowError) as exc:
-        raise PromptError(f"cannot render: {exc}") from exc
+        raise PromptError(f"cannot render: {exc}", _template_line(exc)) from exc
     if len(text) > MAX_RENDERED_CHARS:
         raise PromptError(f"the rendered prompt is longer than {MAX_RENDERED_CHARS} characters")
     return text.strip()

@@ -5,14 +5,25 @@ import re
 from typing import Any
 
 from app.catalog.models import CATEGORIES
-from app.catalog.rendering import PromptError, check_syntax, render_prompt
+from app.catalog.rendering import PromptError, check_syntax, check_variables, render_prompt
 
 FIELD_TYPES = ("text", "textarea", "select", "number")
 FORMATS = ("single", "list")
 SLUG_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+ICON_RE = re.compile(r"^[a-z][a-z0-9-]{0,39}$")
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 RESERVED_NAMES = {"tone", "language", "variant_count", "brand_voice", "creativity", "variants"}
-TOP_KEYS = {"slug", "name", "category", "description", "icon", "fields", "output", "system_prompt", "user_prompt"}
+TOP_KEYS = {"slug", "name", "category", "description", "icon", "fields", "output", "system_prompt", "user_prompt",
+            "llm"}
+LLM_KEYS = {"model", "temperature", "max_tokens"}
+MAX_TOKENS_LIMIT = 16_000
+# What every prompt may use besides the fields (see generation.services.build_context).
+CONTEXT_VARIABLES = {
+    "tone": "the tone of voice picked on the form, e.g. Friendly",
+    "language": "the output language, e.g. English",
+    "brand_voice": "the chosen brand voice as text, or empty",
+    "variant_count": "how many variants were asked for",
+}
 FIELD_KEYS = {"name", "label", "type", "required", "max_length", "placeholder", "help", "options", "min", "max"}
 TEXT_MAX = {"text": 200, "textarea": 4000}
 
@@ -86,6 +97,41 @@ def validate_output(output: Any, where: str) -> dict[str, Any]:
     return {"variants": variants, "max_chars": max_chars, "format": fmt}
 
 
+def validate_llm(llm: Any, where: str) -> dict[str, Any] | None:
+    """Per-template model parameters; each may be left out to use the site default."""
+    if llm is None:
+        return None
+    if not isinstance(llm, dict):
+        _fail(where, "llm must be a mapping of model, temperature, max_tokens")
+    unknown = set(llm) - LLM_KEYS
+    if unknown:
+        _fail(where, f"unknown key(s) {sorted(unknown)}")
+    clean: dict[str, Any] = {}
+    model = llm.get("model")
+    if model not in (None, ""):
+        if not isinstance(model, str) or len(model) > 120 or not model.strip():
+            _fail(where, "model must be a model name of at most 120 characters")
+        clean["model"] = model.strip()
+    temperature = llm.get("temperature")
+    if temperature is not None:
+        if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not 0 <= temperature <= 2:
+            _fail(where, "temperature must be a number from 0 to 2")
+        clean["temperature"] = float(temperature)
+    max_tokens = llm.get("max_tokens")
+    if max_tokens is not None:
+        if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or not 1 <= max_tokens <= MAX_TOKENS_LIMIT:
+            _fail(where, f"max_tokens must be an integer from 1 to {MAX_TOKENS_LIMIT}")
+        clean["max_tokens"] = max_tokens
+    return clean or None
+
+
+def check_prompt(source: str, fields: list[dict[str, Any]], context: dict[str, Any] | None = None) -> str:
+    """Parse, look for unknown variables, and render with sample values; PromptError if any fails."""
+    check_syntax(source)
+    check_variables(source, {f["name"] for f in fields} | set(CONTEXT_VARIABLES))
+    return render_prompt(source, context if context is not None else sample_context(fields))
+
+
 def sample_context(fields: list[dict[str, Any]]) -> dict[str, Any]:
     """Plausible values for every field, used to prove that prompts render."""
     context: dict[str, Any] = {}
@@ -117,6 +163,12 @@ def validate_template_data(data: Any, where: str = "template") -> dict[str, Any]
         _fail(where, f"category must be one of {', '.join(CATEGORIES)}")
     if not isinstance(data["name"], str) or not data["name"].strip():
         _fail(where, "name is required")
+    if len(data["name"].strip()) > 120:
+        _fail(where, "name can be at most 120 characters")
+    if len(str(data.get("description") or "").strip()) > 300:
+        _fail(where, "description can be at most 300 characters")
+    if not ICON_RE.match(str(data.get("icon") or "sparkles")):
+        _fail(where, "icon must be an icon name such as sparkles or megaphone")
     fields_raw = data["fields"]
     if not isinstance(fields_raw, list) or not fields_raw:
         _fail(where, "fields must be a non-empty list")
@@ -129,11 +181,11 @@ def validate_template_data(data: Any, where: str = "template") -> dict[str, Any]
         if not isinstance(data[key], str) or not data[key].strip():
             _fail(where, f"{key} is required")
         try:
-            check_syntax(data[key])
-            render_prompt(data[key], sample_context(fields))
+            check_prompt(data[key], fields)
         except PromptError as exc:
             _fail(f"{where}: {key}", str(exc))
-    return {
+    llm = validate_llm(data.get("llm"), f"{where}: llm")
+    clean = {
         "slug": slug,
         "name": data["name"].strip(),
         "category": data["category"],
@@ -144,3 +196,6 @@ def validate_template_data(data: Any, where: str = "template") -> dict[str, Any]
         "system_prompt": data["system_prompt"],
         "user_prompt": data["user_prompt"],
     }
+    if llm:  # only when set, so the content hash of seed files without it is unchanged
+        clean["llm"] = llm
+    return clean

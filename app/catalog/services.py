@@ -59,6 +59,7 @@ def seed_templates(directory: Path = SEED_DIR) -> dict[str, int]:
     for data in load_seed_files(directory):
         digest = _content_hash(data)
         template = db.session.scalars(select(Template).where(Template.slug == data["slug"])).first()
+        # An admin's edit (source "admin") or a workspace's template is never overwritten.
         if template is not None and (template.seed_hash == digest or template.source != "seed"):
             counts["unchanged"] += 1
             continue
@@ -82,6 +83,10 @@ def seed_templates(directory: Path = SEED_DIR) -> dict[str, int]:
             user_prompt=data["user_prompt"],
             output=data["output"],
             message="Seeded from app/catalog/seed",
+            name=data["name"], category=data["category"], description=data["description"], icon=data["icon"],
+            model=(data.get("llm") or {}).get("model"),
+            temperature=(data.get("llm") or {}).get("temperature"),
+            max_tokens=(data.get("llm") or {}).get("max_tokens"),
         )
         db.session.add(version)
         db.session.flush()
@@ -90,9 +95,16 @@ def seed_templates(directory: Path = SEED_DIR) -> dict[str, int]:
     return counts
 
 
-def list_templates(query: str = "", category: str = "") -> list[Template]:
-    """Published templates, filtered by a name search and a category."""
-    stmt = select(Template).where(Template.published_version_id.is_not(None))
+def visible_to(workspace_id: int | None):
+    """Site templates, plus the given workspace's own."""
+    if workspace_id is None:
+        return Template.workspace_id.is_(None)
+    return or_(Template.workspace_id.is_(None), Template.workspace_id == workspace_id)
+
+
+def list_templates(query: str = "", category: str = "", workspace_id: int | None = None) -> list[Template]:
+    """Published templates the workspace may use, filtered by a name search and a category."""
+    stmt = select(Template).where(Template.published_version_id.is_not(None), visible_to(workspace_id))
     if category in CATEGORIES:
         stmt = stmt.where(Template.category == category)
     query = query.strip()
@@ -104,8 +116,9 @@ def list_templates(query: str = "", category: str = "") -> list[Template]:
     return sorted(templates, key=lambda t: (order.get(t.category, 99), t.name))
 
 
-def get_published(slug: str) -> Template | None:
-    template = db.session.scalars(select(Template).where(Template.slug == slug)).first()
+def get_published(slug: str, workspace_id: int | None = None) -> Template | None:
+    """The published template by slug, if the workspace may use it (another's private one: None)."""
+    template = db.session.scalars(select(Template).where(Template.slug == slug, visible_to(workspace_id))).first()
     if template is None or template.published_version is None:
         return None
     return template

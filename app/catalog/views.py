@@ -1,5 +1,5 @@
 """The template catalogue: browse, search by name, filter by category."""
-from flask import Blueprint, render_template, request
+from flask import Blueprint, g, render_template, request
 
 from app.catalog.models import CATEGORIES
 from app.catalog.services import list_templates
@@ -13,7 +13,7 @@ bp = Blueprint("catalog", __name__)
 def index():
     query = request.args.get("q", "")[:100]
     category = request.args.get("category", "")
-    templates = list_templates(query, category)
+    templates = list_templates(query, category, g.workspace.id)
     context = dict(templates=templates, query=query, category=category, categories=CATEGORIES)
     if is_htmx():
         return render_template("catalog/_grid.html", **context)

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app
 from sqlalchemy import select
 
 from app.auth.models import User, utcnow
@@ -14,7 +13,7 @@ from app.catalog.rendering import render_prompt
 from app.extensions import db
 from app.generation.models import Generation, Variant
 from app.generation.rules import check
-from app.llm import LLMSettings
+from app.admin.settings import llm_settings
 from app.quota import services as quota
 from app.workspaces.models import Workspace
 from workers import enqueue_after_commit
@@ -70,7 +69,7 @@ def start(*, workspace: Workspace, user: User, template: Template, values: dict[
             "\n\nWrite a fresh variant in the same spirit, style and length as this one "
             f"(do not repeat it word for word):\n{parent_variant.text}"
         )
-    settings = LLMSettings.from_config(current_app.config)
+    model = llm_settings(version.model).model
     generation = Generation(
         workspace_id=workspace.id,
         user_id=user.id,
@@ -84,7 +83,7 @@ def start(*, workspace: Workspace, user: User, template: Template, values: dict[
         system_prompt=system_prompt,
         user_prompt=user_prompt,
         status="queued",
-        model=settings.model,
+        model=model,
         parent_variant_id=parent_variant.id if parent_variant is not None else None,
         brand_voice_id=brand_voice.id if brand_voice is not None else None,
         search_document=_search_document(template, values, []),

@@ -23,7 +23,8 @@ from app.generation.models import Generation, Variant
 from app.generation.rules import check, clean_output, repair_instruction
 from app.generation.services import refresh_search_document
 from app.generation.streams import GenerationStream
-from app.llm import LLMError, LLMSettings, stream_chat
+from app.admin.settings import effective_temperature, llm_settings
+from app.llm import LLMError, stream_chat
 from app.quota import services as quota
 
 log = logging.getLogger(__name__)
@@ -96,10 +97,12 @@ def _run(generation_id: int) -> str:
         log.info("generation %s: already %s, skipping", generation_id, generation.status)
         return generation.status
     config = current_app.config
-    settings = LLMSettings.from_config(config)
+    version = generation.template_version
+    # The template's own model and parameters, falling back to the site default.
+    settings = llm_settings(version.model)
+    max_tokens = version.max_tokens or settings.max_tokens
     redis = current_app.extensions["redis"]
     stream = GenerationStream(redis, generation_id, config["STREAM_TTL_SECONDS"])
-    version = generation.template_version
     fmt, limit = version.format, version.max_chars
     job_start = time.monotonic()
     deadline_at = job_start + settings.deadline
@@ -110,7 +113,7 @@ def _run(generation_id: int) -> str:
         {"role": "system", "content": generation.system_prompt},
         {"role": "user", "content": generation.user_prompt},
     ]
-    temperature = generation.creativity
+    temperature = effective_temperature(generation.creativity, version.temperature)
     count = generation.variant_count
     db.session.commit()
     stream.started()
@@ -120,7 +123,7 @@ def _run(generation_id: int) -> str:
         result = VariantResult(position)
         try:
             completion = stream_chat(
-                settings, messages, temperature=temperature, deadline_at=deadline_at,
+                settings, messages, temperature=temperature, deadline_at=deadline_at, max_tokens=max_tokens,
                 on_token=lambda piece: stream.token(position, piece),
                 on_restart=lambda: stream.reset(position),
             )
@@ -139,7 +142,7 @@ def _run(generation_id: int) -> str:
                 try:
                     repaired = stream_chat(
                         settings, repair_messages, temperature=min(temperature, 0.5),
-                        deadline_at=deadline_at,
+                        deadline_at=deadline_at, max_tokens=max_tokens,
                         on_token=lambda piece: stream.token(position, piece),
                         on_restart=lambda: stream.reset(position),
                     )

@@ -48,7 +48,7 @@ def _quota_message(exc: QuotaExceeded) -> str:
 @workspace_required
 @limiter.limit("60 per minute", methods=["POST"])
 def write(slug: str):
-    template = get_published(slug)
+    template = get_published(slug, g.workspace.id)
     if template is None:
         abort(404)
     version = template.published_version

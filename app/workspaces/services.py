@@ -134,8 +134,11 @@ def _no_seat_message(workspace: Workspace) -> str:
 
 
 def set_seats(workspace_id: int, seats: int, generations_per_seat: int | None = None,
-              plan: str | None = None, force: bool = False) -> Workspace:
-    """Operators' way to size a workspace (until billing does it)."""
+              plan: str | None = None, force: bool = False, commit: bool = True) -> Workspace:
+    """Operators' way to size a workspace (until billing does it).
+
+    commit=False lets the admin console write its audit entry in the same transaction.
+    """
     workspace = lock(workspace_id)
     if seats < 1:
         raise TeamError("A workspace has at least one seat.")
@@ -149,7 +152,8 @@ def set_seats(workspace_id: int, seats: int, generations_per_seat: int | None = 
         workspace.generations_per_seat = generations_per_seat
     if plan:
         workspace.plan = plan
-    db.session.commit()
+    if commit:
+        db.session.commit()
     return workspace
 
 

@@ -15,7 +15,17 @@ from app.brand.models import BrandVoice
 from app.extensions import db
 from app.projects.models import Project, ProjectItem
 from app.workspaces.models import Invitation, Membership
+from app.catalog import tasks as test_runs
+from app.catalog import versions
 from tests.generation.helpers import submit
+
+
+def template_data(slug: str) -> dict:
+    """A small valid template in the data format."""
+    return {"slug": slug, "name": f"Template {slug}", "category": "Ads", "description": "For the matrix",
+            "fields": [{"name": "topic", "label": "Topic", "type": "text", "required": True}],
+            "output": {"variants": 1, "max_chars": 200, "format": "single"},
+            "system_prompt": "You write ads in {{ language }}.", "user_prompt": "Topic: {{ topic }}"}
 
 ROLES = ("anon", "member", "admin", "owner", "other", "site_admin")
 
@@ -31,6 +41,9 @@ MANAGER = (L, F, A, A, A, A)        # owner/admin of their active workspace
 TEAM_MANAGER = (L, F, A, A, N, N)   # owner/admin, on a team id
 OWNER = (L, F, F, A, A, A)          # owner of their active workspace
 PUBLIC = (P,) * 6
+SITE_ADMIN = (L, F, F, F, F, A)     # site admins only, whatever their workspace role
+SITE_ADMIN_MISSING = (L, F, F, F, F, N)  # site admins only; the id does not exist
+OWN_JOB = (L, F, A, N, N, N)        # a workspace test run: only the team admin who started it
 
 # (endpoint, method): (url template, expectations per role, form data)
 MATRIX = {
@@ -96,6 +109,54 @@ MATRIX = {
     ("billing.change_seats", "POST"): ("/billing/seats", OWNER, {"seats": "2"}),
     # Stripe's webhook: no session, verified by signature; with billing off (here) it does not exist.
     ("billing.webhook", "POST"): ("/billing/webhook", (N,) * 6, {}),
+    # Workspace templates: owners and admins, and only their own workspace's templates.
+    ("workspace_templates.index", "GET"): ("/workspace/templates", MANAGER, None),
+    ("workspace_templates.new", "GET"): ("/workspace/templates/new", MANAGER, None),
+    ("workspace_templates.new", "POST"): ("/workspace/templates/new", MANAGER, {"name": ""}),
+    ("workspace_templates.preview", "POST"): ("/workspace/templates/preview", MANAGER, {"user_prompt": "Hi"}),
+    ("workspace_templates.test_run", "POST"): ("/workspace/templates/test-run", MANAGER, {}),
+    ("workspace_templates.test_result", "GET"): ("/workspace/templates/test-runs/{ws_job}", OWN_JOB, None),
+    ("workspace_templates.edit", "GET"): ("/workspace/templates/{ws_template}/edit", TEAM_MANAGER, None),
+    ("workspace_templates.edit", "POST"): ("/workspace/templates/{ws_template}/edit", TEAM_MANAGER, {"name": ""}),
+    ("workspace_templates.versions", "GET"): ("/workspace/templates/{ws_template}/versions", TEAM_MANAGER, None),
+    ("workspace_templates.compare", "GET"): ("/workspace/templates/{ws_template}/compare?a=1&b=2", TEAM_MANAGER, None),
+    ("workspace_templates.export", "GET"): ("/workspace/templates/{ws_template}/export", TEAM_MANAGER, None),
+    ("workspace_templates.publish", "POST"): ("/workspace/templates/{ws_template}/versions/1/publish", TEAM_MANAGER, {}),
+    ("workspace_templates.unpublish", "POST"): ("/workspace/templates/{ws_template}/unpublish", TEAM_MANAGER, {}),
+    # The site admin console.
+    ("admin.index", "GET"): ("/admin", SITE_ADMIN, None),
+    ("template_admin.index", "GET"): ("/admin/templates", SITE_ADMIN, None),
+    ("template_admin.new", "GET"): ("/admin/templates/new", SITE_ADMIN, None),
+    ("template_admin.new", "POST"): ("/admin/templates/new", SITE_ADMIN, {"name": ""}),
+    ("template_admin.preview", "POST"): ("/admin/templates/preview", SITE_ADMIN, {"user_prompt": "Hi"}),
+    ("template_admin.test_run", "POST"): ("/admin/templates/test-run", SITE_ADMIN, {}),
+    ("template_admin.test_result", "GET"): ("/admin/templates/test-runs/{site_job}", SITE_ADMIN, None),
+    ("template_admin.edit", "GET"): ("/admin/templates/{site_template}/edit", SITE_ADMIN, None),
+    ("template_admin.edit", "POST"): ("/admin/templates/{site_template}/edit", SITE_ADMIN, {"name": ""}),
+    ("template_admin.versions", "GET"): ("/admin/templates/{site_template}/versions", SITE_ADMIN, None),
+    ("template_admin.compare", "GET"): ("/admin/templates/{site_template}/compare?a=1&b=2", SITE_ADMIN, None),
+    ("template_admin.export", "GET"): ("/admin/templates/{site_template}/export", SITE_ADMIN, None),
+    ("template_admin.publish", "POST"): ("/admin/templates/{site_template}/versions/1/publish", SITE_ADMIN, {}),
+    ("template_admin.unpublish", "POST"): ("/admin/templates/{site_template}/unpublish", SITE_ADMIN, {}),
+    ("admin.import_templates", "GET"): ("/admin/templates/import", SITE_ADMIN, None),
+    ("admin.import_templates", "POST"): ("/admin/templates/import", SITE_ADMIN, {}),
+    ("admin.export_templates", "GET"): ("/admin/templates/export.zip", SITE_ADMIN, None),
+    ("admin.template_stats", "GET"): ("/admin/templates/stats?days=30", SITE_ADMIN, None),
+    ("admin.users", "GET"): ("/admin/users?q=example", SITE_ADMIN, None),
+    ("admin.user", "GET"): ("/admin/users/{victim}", SITE_ADMIN, None),
+    ("admin.suspend", "POST"): ("/admin/users/{victim}/suspend", SITE_ADMIN, {}),
+    ("admin.reactivate", "POST"): ("/admin/users/{victim}/reactivate", SITE_ADMIN, {}),
+    ("admin.site_admin", "POST"): ("/admin/users/{victim}/site-admin", SITE_ADMIN, {"grant": "1"}),
+    ("admin.workspaces", "GET"): ("/admin/workspaces", SITE_ADMIN, None),
+    ("admin.workspace", "GET"): ("/admin/workspaces/{workspace}", SITE_ADMIN, None),
+    ("admin.workspace", "POST"): ("/admin/workspaces/{workspace}", SITE_ADMIN, {"plan": ""}),
+    ("admin.llm", "GET"): ("/admin/llm", SITE_ADMIN, None),
+    ("admin.llm", "POST"): ("/admin/llm", SITE_ADMIN, {"default_model": ""}),
+    ("admin.llm_test", "POST"): ("/admin/llm/test", SITE_ADMIN, {}),
+    ("admin.queues_page", "GET"): ("/admin/queues", SITE_ADMIN, None),
+    ("admin.failed_job", "GET"): ("/admin/queues/test-generations/failed/no-such-job", SITE_ADMIN_MISSING, None),
+    ("admin.requeue", "POST"): ("/admin/queues/test-generations/failed/no-such-job/requeue", SITE_ADMIN, {}),
+    ("admin.audit", "GET"): ("/admin/audit?action=user", SITE_ADMIN, None),
     # Last: these end the visitor's membership or session.
     ("teams.leave", "POST"): ("/workspace/leave", WORKSPACE, {}),
     ("auth.logout", "POST"): ("/logout", PUBLIC, {}),  # to /login either way
@@ -118,13 +179,14 @@ def test_every_route_is_in_the_matrix(app):
 @pytest.fixture
 def visitors(app, team, run_worker, make_user):
     team.add("member@example.com", "member")
-    team.add("admin@example.com", "admin")
+    team_admin_id = team.add("admin@example.com", "admin")
     owner = team.client("owner@example.com")
     generation = submit(owner, app, "x-post", 1)
     deletable = submit(owner, app, "x-post", 3)
     run_worker()
     make_user("other@example.com")
     site_admin_id = make_user("root@example.com")
+    victim_id = make_user("victim@example.com")
     member_membership = team.membership_id("member@example.com")
     owner_membership = team.membership_id("owner@example.com")
     with app.app_context():
@@ -143,7 +205,21 @@ def visitors(app, team, run_worker, make_user):
                                 expires_at=__import__("datetime").datetime(2099, 1, 1))
         db.session.add(invitation)
         db.session.commit()
+        site_admin = db.session.get(User, site_admin_id)
+        site_template = versions.create_template(template_data("matrix-site"), author=site_admin, workspace_id=None,
+                                                 publish_now=True)
+        versions.save_version(site_template, template_data("matrix-site"), author=site_admin, message="v2",
+                              publish_now=True)
+        ws_template = versions.create_template(template_data("matrix-team"), author=site_admin,
+                                               workspace_id=team.workspace_id, publish_now=True)
+        versions.save_version(ws_template, template_data("matrix-team"), author=site_admin, message="v2",
+                              publish_now=True)
+        payload = {"system_prompt": "s", "user_prompt": "u", "format": "single", "max_chars": None, "variants": 1}
+        site_job = test_runs.enqueue(payload, user_id=site_admin_id, scope="template_admin")
+        ws_job = test_runs.enqueue(payload, user_id=team_admin_id, scope="workspace_templates")
         ids = {
+            "site_template": site_template.id, "ws_template": ws_template.id, "victim": victim_id,
+            "site_job": site_job, "ws_job": ws_job,
             "workspace": team.workspace_id, "generation": generation, "variant": variant_id,
             "voice": voices[0].id, "project": projects[0].id, "invitation": invitation.id,
             "member_membership": member_membership, "owner_membership": owner_membership,
@@ -191,4 +267,5 @@ def test_authorization_matrix(app, visitors):
             if got == N:
                 body = response.get_data(as_text=True)
                 assert "Variant copy for" not in body and "Voice 0" not in body, (endpoint, role)
+                assert "Template matrix-team" not in body, (endpoint, role)
     assert not failures, "\n".join(failures)
