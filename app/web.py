@@ -135,7 +135,7 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(403)
     def forbidden(_e):
-        return error_page(403, "Not allowed", "Your role in this workspace does not allow that. Ask its owner or an admin.")
+        return error_page(403, "Not allowed", "Your role does not allow that. Ask your workspace's owner or an admin (or a site admin for site pages).")
 
     @app.errorhandler(405)
     def not_allowed(_e):
