@@ -10,6 +10,7 @@ All times are time.monotonic() (CLOCK_MONOTONIC: comparable across processes).
 from __future__ import annotations
 
 import multiprocessing
+import queue
 import re
 import resource
 import threading
@@ -121,6 +122,9 @@ class User:
 
     def generate(self, slug: str, form: dict[str, str]) -> Timing:
         """Submit the form (no redirect following) and read the SSE stream to its end."""
+        # A fresh connection for the submit: an idle keep-alive connection may be closed by
+        # gunicorn (keep-alive 2 s) just as the POST goes out, which requests does not retry.
+        self.session.close()
         t = Timing(submitted=time.monotonic())
         deadline = t.submitted + self.timeout
         try:
@@ -250,7 +254,7 @@ def _run_shard(shard: BurstShard, ready: "multiprocessing.Queue", go: "multiproc
             raise RuntimeError("; ".join(errors[:3]))
         cpu0 = resource.getrusage(resource.RUSAGE_SELF)
         ready.put("ready")
-        start_at[0] = go.get(timeout=120)
+        start_at[0] = go.get(timeout=900)
         release.set()
         for th in threads:
             th.join()
@@ -281,9 +285,21 @@ def run_burst(base_url: str, users: list[tuple[int, dict]], slug: str, form: dic
     workers = [ctx.Process(target=_run_shard, args=(s, ready, go, out), daemon=True) for s in shards if s.users]
     for w in workers:
         w.start()
+    def get(q, timeout: float):
+        """The next message, failing fast if a load-generator process died."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                return q.get(timeout=1.0)
+            except queue.Empty:
+                if any(not w.is_alive() and w.exitcode for w in workers):
+                    raise RuntimeError("a load-generator process died") from None
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the load generator did not answer in time") from None
+
     try:
         for _ in workers:
-            msg = ready.get(timeout=120)
+            msg = get(ready, 120)
             if msg != "ready":
                 raise RuntimeError(f"load generator failed: {msg}")
         if on_go is not None:
@@ -293,7 +309,7 @@ def run_burst(base_url: str, users: list[tuple[int, dict]], slug: str, form: dic
             go.put(start_at)
         done: list[BurstShard] = []
         for _ in workers:
-            msg = out.get(timeout=timeout + 60)
+            msg = get(out, timeout + 60)
             if isinstance(msg, str):
                 raise RuntimeError(f"load generator failed: {msg}")
             done.append(msg)

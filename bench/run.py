@@ -15,20 +15,22 @@ Settings (environment):
   BENCH_RQ_WORKERS, BENCH_WEB_THREADS, BENCH_WEB_WORKERS   override make run's
       RQ_WORKERS (40), WEB_THREADS (64), WEB_CONCURRENCY (2); default: make run's defaults
   BENCH_USERS (100)            users in the burst
-  BENCH_RUNS (8)               app/direct pairs in (a)
+  BENCH_RUNS (8)               app/direct pairs in (a), at most 18 (one Free user's quota)
   BENCH_TEMPLATE (instagram-caption)   seeded template to generate with
   BENCH_BURST_VARIANTS (1)     variants per burst generation ("default" = the template's)
   BENCH_CLIENT_PROCS (1)       load-generator processes for the burst
   BENCH_TIMEOUT (60)           seconds before a generation counts as timed out
   BENCH_KEEP=1                 keep the temporary directory (database, logs)
+  BENCH_QUIET_WAIT (60)        seconds to wait, before the burst, for other processes on the
+                               machine to go quiet (0: do not wait)
   BENCH_PROFILE=1 or cpu       record the burst with py-spy (must be installed; it slows the
                                stack down, so its figures are not comparable) into
                                bench/results/profile-*/{web,worker}.txt (collapsed stacks;
                                1: every thread, waiting or not; cpu: running threads only)
+  BENCH_PROFILE_SECONDS (12)   how long py-spy records from the burst's start
   BENCH_WORKER_NICE (0)        run the RQ pool under `nice -n N` (an experiment: make run does not)
   BENCH_DATABASE_URL           an empty database to use instead of SQLite in the temp dir
                                (e.g. a scratch PostgreSQL, to compare; it is migrated, not cleaned)
-  BENCH_PROFILE_SECONDS (12)   how long py-spy records from the burst's start
 """
 from __future__ import annotations
 
@@ -47,7 +49,7 @@ from datetime import datetime
 from pathlib import Path
 
 from bench.client import Timing, User, default_variants, direct_call, run_burst, template_form
-from bench.stack import Stack
+from bench.stack import Stack, machine_busy_seconds
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -75,6 +77,19 @@ def percentile(values: list[float], q: float) -> float:
 def _env_int(name: str, default: int) -> int:
     value = os.environ.get(name)
     return int(value) if value else default
+
+
+def _git_commit() -> str:
+    import subprocess
+
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                              text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "app", "workers", "scripts", "wsgi.py"],
+                               cwd=ROOT, capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return (head or "unknown") + ("+uncommitted changes" if dirty else "")
 
 
 def _parse_ts(value) -> datetime | None:
@@ -123,18 +138,22 @@ class Bench:
     def __init__(self) -> None:
         self.users_n = _env_int("BENCH_USERS", 100)
         self.runs = _env_int("BENCH_RUNS", 8)
+        if not 1 <= self.runs <= 18:  # one user: 20 Free generations a month, one is the warm-up
+            raise SystemExit("BENCH_RUNS must be from 1 to 18")
         self.slug = os.environ.get("BENCH_TEMPLATE") or "instagram-caption"
         variants = os.environ.get("BENCH_BURST_VARIANTS") or "1"
         self.burst_variants = default_variants(self.slug) if variants == "default" else int(variants)
         self.client_procs = _env_int("BENCH_CLIENT_PROCS", 1)
         self.timeout = float(os.environ.get("BENCH_TIMEOUT") or 60)
         self.keep = os.environ.get("BENCH_KEEP") == "1"
+        self.quiet_wait = float(os.environ.get("BENCH_QUIET_WAIT") or 60)
         self.profile_seconds = float(os.environ.get("BENCH_PROFILE_SECONDS") or 12)
         self.profile_dir = (RESULTS / ("profile-" + time.strftime("%Y%m%d-%H%M%S"))
                             if os.environ.get("BENCH_PROFILE") in ("1", "cpu") else None)
         self.workdir = Path(tempfile.mkdtemp(prefix="copydeck-bench-"))
         self.stack = Stack(self.workdir, ttft_ms=TTFT_MS, tokens=TOKENS, token_ms=TOKEN_MS)
         self.report: dict = {"date": time.strftime("%Y-%m-%d %H:%M:%S"), "cpus": os.cpu_count(),
+                             "commit": _git_commit(),
                              "template": self.slug, "profile": {"ttft_ms": TTFT_MS, "tokens": TOKENS,
                                                                 "token_ms": TOKEN_MS}}
 
@@ -151,7 +170,7 @@ class Bench:
         """One generation per RQ worker at once (each forked worker builds its openai client,
         HTTP connection and database connection on its first job), then one more for (a)."""
         warm = burst[: min(self.stack.rq_workers, len(burst))]
-        for user in [single, *burst]:
+        for user in [single, *warm]:
             user.prepare(self.slug)
         results: list[Timing] = []
         lock = threading.Lock()
@@ -186,17 +205,38 @@ class Bench:
         client = openai.OpenAI(base_url=self.stack.llm_url, api_key="bench", max_retries=0, timeout=30)
         direct_call(client, model, messages, temperature, max_tokens)  # warm the client and its connection
 
+        # The stack's idle CPU (RQ heartbeats, gunicorn, Redis), to subtract from (a)'s.
+        idle0, idle_t0 = self.stack.cpu_seconds(), time.monotonic()
+        time.sleep(3.0)
+        idle1, idle_t1 = self.stack.cpu_seconds(), time.monotonic()
+        idle_rate = {k: (idle1[k] - idle0[k]) / (idle_t1 - idle_t0) for k in idle1}
+
         app_runs: list[Timing] = []
         direct_runs: list[Timing] = []
+        direct_cpu = 0.0
+        app_cpu = {k: 0.0 for k in ("web", "worker", "redis")}
+        t0 = time.monotonic()
+        busy0, stack0, own0 = machine_busy_seconds(), sum(self.stack.cpu_seconds().values()), time.process_time()
         for i in range(self.runs):
             order = ("app", "direct") if i % 2 == 0 else ("direct", "app")
             for kind in order:
                 time.sleep(0.3)
                 if kind == "app":
+                    c0, w0 = self.stack.cpu_seconds(), time.monotonic()
                     app_runs.append(user.generate(self.slug, form1))
+                    time.sleep(0.1)  # the job's bookkeeping after `done`
+                    c1, w1 = self.stack.cpu_seconds(), time.monotonic()
+                    for k in app_cpu:
+                        app_cpu[k] += c1[k] - c0[k] - idle_rate[k] * (w1 - w0)
                 else:
+                    c0 = time.process_time()
                     direct_runs.append(direct_call(client, model, messages, temperature, max_tokens))
+                    direct_cpu += time.process_time() - c0
+        t1 = time.monotonic()
+        busy1, stack1 = machine_busy_seconds(), sum(self.stack.cpu_seconds().values())
         client.close()
+        # CPU ms per app generation by component, approximate (10 ms ticks, idle subtracted).
+        cpu_per_gen = {k: max(0.0, v) * 1000 / self.runs for k, v in app_cpu.items()}
         failed = [t.outcome for t in app_runs + direct_runs if not t.ok]
         if failed:
             raise RuntimeError(f"(a) had failed generations: {failed}")
@@ -216,11 +256,40 @@ class Bench:
             "direct_ttft_all": [round(t.ms("first_token"), 1) for t in direct_runs],
             "direct_total_all": [round(t.ms("finished"), 1) for t in direct_runs],
             "app_tokens": [t.tokens for t in app_runs], "direct_tokens": [t.tokens for t in direct_runs],
+            "cpu_ms_per_generation": cpu_per_gen,
+            "direct_client_cpu_ms": direct_cpu * 1000 / self.runs,
+            # machine CPU not used by the stack, the fake LLM or this process during (a), per second
+            "other_cpu_per_s": max(0.0, (busy1 - busy0) - (stack1 - stack0)
+                                   - (time.process_time() - own0)) / (t1 - t0),
+            "idle_cpu_per_s": idle_rate,
             "queue_wait": statistics.median(phases["queue_wait"]) if phases["queue_wait"] else None,
             "job_run": statistics.median(phases["job_run"]) if phases["job_run"] else None,
         }
 
     # -- (b) -------------------------------------------------------------------------------------
+    def wait_quiet(self) -> float:
+        """Wait (up to BENCH_QUIET_WAIT s) until other processes use < 0.2 CPU for 2 s in a row.
+
+        The burst needs the whole machine; on a shared one, other people's test runs
+        would be measured along with it. Returns the seconds waited.
+        """
+        start = time.monotonic()
+        calm = 0
+        warned = False
+        while time.monotonic() - start < self.quiet_wait:
+            busy0, stack0, own0, t0 = (machine_busy_seconds(), sum(self.stack.cpu_seconds().values()),
+                                       time.process_time(), time.monotonic())
+            time.sleep(1.0)
+            other = ((machine_busy_seconds() - busy0) - (sum(self.stack.cpu_seconds().values()) - stack0)
+                     - (time.process_time() - own0)) / (time.monotonic() - t0)
+            calm = calm + 1 if other < 0.2 else 0
+            if calm >= 2:
+                break
+            if not warned and calm == 0:
+                log(f"other processes keep {other:.1f} CPUs busy: waiting up to {self.quiet_wait:.0f}s for quiet...")
+                warned = True
+        return time.monotonic() - start
+
     def burst(self, users: list[User]) -> dict:
         form = template_form(self.slug, self.burst_variants)
         shards = [(u.index, u.session.cookies.get_dict()) for u in users]
@@ -231,20 +300,28 @@ class Bench:
 
         spies = []
 
+        busy_before = [0.0]
+        quiet_wait = [0.0]
+
         def on_go() -> None:
             if self.profile_dir is not None:
                 spies.extend(self.stack.profile(self.profile_seconds, self.profile_dir,
                                                 idle=os.environ.get("BENCH_PROFILE") != "cpu"))
                 time.sleep(1.0)  # let py-spy attach before the start signal
+            quiet_wait[0] = self.wait_quiet()
             cpu_before.update(self.stack.cpu_seconds())
+            busy_before[0] = machine_busy_seconds()
             wall_before[0] = time.monotonic()
 
         timings, client_cpu, start_lag = run_burst(self.stack.base_url, shards, self.slug, form, self.timeout,
                                                    self.client_procs, on_go=on_go)
         wall = time.monotonic() - wall_before[0]
         cpu_after = self.stack.cpu_seconds()
+        busy = machine_busy_seconds() - busy_before[0]
         cpu = {name: cpu_after.get(name, 0.0) - cpu_before.get(name, 0.0) for name in cpu_after}
         cpu["load generator"] = client_cpu
+        # Whatever else ran on the machine meanwhile (other people's tests, py-spy...): it competes.
+        cpu["other processes"] = max(0.0, busy - sum(cpu.values()))
         for spy in spies:
             spy.wait(timeout=self.profile_seconds + 30)
         ok = [t for t in timings if t.ok]
@@ -276,7 +353,7 @@ class Bench:
             "queue_wait_p50": percentile(phases["queue_wait"], 50),
             "queue_wait_p95": percentile(phases["queue_wait"], 95),
             "job_run_p50": percentile(phases["job_run"], 50), "job_run_p95": percentile(phases["job_run"], 95),
-            "wall_s": wall, "cpu_s": cpu, "start_lag_ms": start_lag,
+            "wall_s": wall, "cpu_s": cpu, "start_lag_ms": start_lag, "quiet_wait_s": quiet_wait[0],
             "fake_max_active": fake_stats.get("max_active"),
             "e2e_all": sorted(round(v, 1) for v in e2e),
         }
@@ -318,7 +395,7 @@ def print_report(report: dict, m: dict) -> None:
     prof = report["profile"]
     out = []
     out.append("")
-    out.append(f"Copydeck bench  {report['date']}  ({report['cpus']} CPUs)")
+    out.append(f"Copydeck bench  {report['date']}  ({report['cpus']} CPUs, commit {report['commit']})")
     out.append(f"  fake LLM: {prof['ttft_ms']} ms to first token, then {prof['tokens']} tokens x {prof['token_ms']} ms")
     out.append(f"  stack:    {report['stack']}")
     out.append(f"  template: {report['template']}")
@@ -330,6 +407,11 @@ def print_report(report: dict, m: dict) -> None:
     out.append(f"    {'app - direct':28}{s['app_ttft'] - s['direct_ttft']:>+10.0f}{s['app_total'] - s['direct_total']:>+11.0f}")
     out.append(f"    app: submit (POST -> 302) {fmt_ms(s['app_submit'])} ms; server: queue wait "
                f"{fmt_ms(s['queue_wait'])} ms, job run {fmt_ms(s['job_run'])} ms (medians)")
+    cpu_gen = s["cpu_ms_per_generation"]
+    out.append(f"    CPU per app generation (approx.): "
+               + ", ".join(f"{k} {v:.0f} ms" for k, v in cpu_gen.items())
+               + f" = {sum(cpu_gen.values()):.0f} ms; direct call: {s['direct_client_cpu_ms']:.0f} ms in the client")
+    out.append(f"    other processes on the machine meanwhile: {s['other_cpu_per_s']:.2f} CPUs busy on average")
     out.append("")
     out.append(f"(b) burst: {b['users']} users submit one {b['variants']}-variant generation at once, "
                f"follow the stream to done")
@@ -341,13 +423,19 @@ def print_report(report: dict, m: dict) -> None:
     out.append(f"    {'server: job run':28}{fmt_ms(b['job_run_p50']):>10}{fmt_ms(b['job_run_p95']):>10}")
     out.append(f"    errors: {b['errors']} {b['error_kinds'] or ''}   generations in the database: {b['db_status']}")
     out.append(f"    most concurrent LLM requests: {b['fake_max_active']}; last submit left "
-               f"{b['start_lag_ms']:.0f} ms after the agreed instant")
+               f"{b['start_lag_ms']:.0f} ms after the agreed instant; waited {b['quiet_wait_s']:.0f} s "
+               "for a quiet machine")
     cpu = b["cpu_s"]
     capacity = b["wall_s"] * report["cpus"]
     used = sum(cpu.values())
     parts = ", ".join(f"{name} {sec:.1f}" for name, sec in sorted(cpu.items(), key=lambda kv: -kv[1]))
     out.append(f"    CPU seconds over the {b['wall_s']:.1f} s burst: {parts}")
-    out.append(f"    = {used:.1f} of {capacity:.1f} CPU-seconds available ({100 * used / capacity:.0f}%)")
+    out.append(f"    = {used:.1f} of {capacity:.1f} CPU-seconds available ({100 * used / capacity:.0f}%); "
+               f"the app's: {1000 * (cpu.get('web', 0) + cpu.get('worker', 0) + cpu.get('redis', 0)) / max(1, b['users']):.0f} ms "
+               "per generation")
+    if cpu.get("other processes", 0.0) > 0.1 * capacity:
+        out.append(f"    WARNING: other processes used {cpu['other processes']:.1f} CPU-seconds during the burst; "
+                   "the burst figures are distorted (run again on a quiet machine)")
     out.append("")
     out.append(f"    {'figure':18}{'value':>10}{'target':>10}")
     for key, fmt in (("ttft_added_ms", "{:.0f}"), ("total_ratio", "{:.2f}"),

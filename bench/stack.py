@@ -90,6 +90,14 @@ def group_cpu_seconds() -> dict[int, float]:
     return totals
 
 
+def machine_busy_seconds() -> float:
+    """CPU seconds the whole machine has been busy (all CPUs), from /proc/stat."""
+    with open("/proc/stat") as fh:
+        values = [int(v) for v in fh.readline().split()[1:]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (values + [0] * 8)[:8]
+    return (user + nice + system + irq + softirq + steal) / CLK_TCK
+
+
 class Stack:
     """fake LLM + embedded Redis + migrated SQLite + gunicorn + RQ worker pool."""
 
@@ -181,32 +189,34 @@ class Stack:
         raise RuntimeError(f"the stack is not healthy after {timeout:.0f}s: {state}")
 
     def stop(self, grace: float = 10.0) -> None:
-        """SIGTERM every process group we started, then SIGKILL what is left."""
-        live = []
-        for name, proc in reversed(list(self.procs.items())):
-            try:
-                os.killpg(proc.pid, signal.SIGTERM)
-                live.append(proc)
-            except (ProcessLookupError, PermissionError):
-                pass
-        deadline = time.monotonic() + grace
-        for proc in live:
-            try:
-                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                pass
-        time.sleep(0.2)
-        for proc in self.procs.values():
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)  # the leader or any child still in the group
-            except (ProcessLookupError, PermissionError):
-                pass
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                pass
-            if proc.stdout:
-                proc.stdout.close()
+        """End every process group we started: the app first, then Redis, then the fake LLM.
+
+        SIGTERM, then SIGKILL for whatever is left in the group after `grace` seconds.
+        """
+        for names in (("worker", "web"), ("redis",), ("fake_llm",)):
+            procs = [self.procs[n] for n in names if n in self.procs]
+            for proc in procs:
+                try:
+                    os.killpg(proc.pid, signal.SIGTERM)
+                except (ProcessLookupError, PermissionError):
+                    pass
+            deadline = time.monotonic() + grace
+            for proc in procs:
+                try:
+                    proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    pass
+            for proc in procs:
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)  # the leader or any child still in the group
+                except (ProcessLookupError, PermissionError):
+                    pass
+                try:
+                    proc.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    pass
+                if proc.stdout:
+                    proc.stdout.close()
         self.procs.clear()
 
     # -- measurements --------------------------------------------------------------------------
@@ -228,7 +238,7 @@ class Stack:
         spies = []
         for name in ("web", "worker"):
             spies.append(subprocess.Popen(
-                [spy, "record", "--pid", str(self.procs[name].pid), "--subprocesses", *(["--idle"] if idle else []), "--threads",
+                [spy, "record", "--pid", str(self.procs[name].pid), "--subprocesses", *(["--idle"] if idle else []),
                  "--rate", str(rate), "--duration", str(int(seconds)), "--format", "raw", "--nonblocking",
                  "--output", str(out_dir / f"{name}.txt")],
                 stdout=subprocess.DEVNULL, stderr=open(self.logs / f"py-spy-{name}.log", "ab")))
@@ -238,5 +248,9 @@ class Stack:
         web = self.commands["web"]
         workers = web.split("--workers", 1)[1].split()[0]
         threads = web.split("--threads", 1)[1].split()[0]
+        database = ("SQLite in a temp dir" if self.env["DATABASE_URL"].startswith("sqlite")
+                    else self.env["DATABASE_URL"].split("://", 1)[0] + " (BENCH_DATABASE_URL)")
+        nice = os.environ.get("BENCH_WORKER_NICE")
         return (f"gunicorn gthread {workers} workers x {threads} threads, "
-                f"RQ SimpleWorker pool of {self.rq_workers}, embedded Redis, SQLite in a temp dir")
+                f"RQ SimpleWorker pool of {self.rq_workers}{f' (nice {nice})' if nice else ''}, "
+                f"embedded Redis, {database}")
