@@ -13,6 +13,7 @@ from datetime import date, datetime, timedelta, timezone
 
 from flask import current_app
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 
 from app.auth.models import utcnow
 from app.billing import gateway
@@ -192,7 +193,11 @@ def enforce_grace(workspace: Workspace) -> bool:
     if utcnow() < workspace.past_due_since + grace or workspace.plan == FREE:
         return False
     _apply_grant(workspace, Grant(FREE, plan(FREE).min_seats, None, None, "past_due", "grace over"))
-    db.session.commit()
+    try:
+        db.session.commit()
+    except OperationalError:  # SQLite: a GET's read-only transaction lost a race; the next request retries
+        db.session.rollback()
+        return False
     return True
 
 
