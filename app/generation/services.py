@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm.attributes import set_committed_value
 
 from app.auth.models import User, utcnow
 from app.billing import services as billing
@@ -95,9 +96,12 @@ def start(*, workspace: Workspace, user: User, template: Template, values: dict[
     except quota.QuotaExceeded:
         db.session.rollback()
         raise
-    enqueue_after_commit(db.session, "app.generation.tasks.run_generation", generation.id,
-                         job_id=f"generation-{generation.id}")
+    generation_id = generation.id
+    enqueue_after_commit(db.session, "app.generation.tasks.run_generation", generation_id,
+                         job_id=f"generation-{generation_id}")
     db.session.commit()
+    # Callers only need the id: keep it loaded so reading it does not start another transaction.
+    set_committed_value(generation, "id", generation_id)
     return generation
 
 
