@@ -25,8 +25,13 @@ def register_cli(app: Flask) -> None:
     def demo_user() -> None:
         """Create the demo login printed by `make run` (idempotent)."""
         from app.auth import services
-        if services.find_by_email(DEMO_EMAIL) is None:
+        from app.workspaces.services import create_personal_workspace, memberships_of
+        user = services.find_by_email(DEMO_EMAIL)
+        if user is None:
             services.sign_up(DEMO_EMAIL, DEMO_PASSWORD)
+        elif not memberships_of(user):  # e.g. they left or deleted their workspace
+            create_personal_workspace(user)
+            db.session.commit()
         click.echo(f"demo login: {DEMO_EMAIL} / {DEMO_PASSWORD}")
 
     @app.cli.command("recover")

@@ -41,3 +41,20 @@ def test_local_draft_banner(app, client, login):
         assert "small local model" in client.get("/templates").get_data(as_text=True)
     finally:
         app.config["LLM_LOCAL_DRAFT"] = False
+
+
+def test_demo_user_command_is_idempotent_and_repairs_a_missing_workspace(app):
+    from sqlalchemy import delete, func, select
+
+    from app.extensions import db
+    from app.workspaces.models import Membership
+    runner = app.test_cli_runner()
+    assert runner.invoke(args=["demo-user"]).exit_code == 0
+    assert runner.invoke(args=["demo-user"]).exit_code == 0
+    with app.app_context():
+        assert db.session.scalar(select(func.count(Membership.id))) == 1
+        db.session.execute(delete(Membership))
+        db.session.commit()
+    assert runner.invoke(args=["demo-user"]).exit_code == 0
+    with app.app_context():
+        assert db.session.scalar(select(func.count(Membership.id))) == 1
