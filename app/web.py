@@ -114,7 +114,14 @@ def init_app(app: Flask) -> None:
             values["workspace"] = workspace
             values["membership"] = g.membership
             values["my_memberships"] = memberships_of(current_user)
-            values["workspace_projects"] = lambda: projects_of(workspace.id)
+
+            def workspace_projects():
+                """The projects, loaded once per request however many variant cards ask."""
+                if "workspace_projects" not in g:
+                    g.workspace_projects = projects_of(workspace.id)
+                return g.workspace_projects
+
+            values["workspace_projects"] = workspace_projects
             from app.billing.services import grace_ends
             values["billing_grace_ends"] = grace_ends(workspace)
         return values
