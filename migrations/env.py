@@ -119,7 +119,9 @@ def run_migrations_online():
                         raise RuntimeError(f"the migration broke foreign keys: {problems[:5]}")
         finally:
             if sqlite:
-                connection.connection.driver_connection.execute("PRAGMA foreign_keys=ON")
+                # Never hand this connection back to the pool with foreign keys off:
+                # new connections get them on again (app/db_setup.py).
+                connection.invalidate()
 
 
 if context.is_offline_mode():

@@ -64,4 +64,8 @@ def test_upgrading_a_filled_sqlite_database_loses_nothing(tmp_path, base_env):
         assert _counts(url) == before
         downgrade(directory=MIGRATIONS, revision=FIRST)  # and back, still intact
         assert _counts(url) == before
+        # The app's pooled connections have foreign keys on again after a migration.
+        for _ in range(3):
+            with db.engine.connect() as conn:
+                assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
         db.engine.dispose()
