@@ -25,17 +25,24 @@ def htmx_redirect(url: str):
     return redirect(url)
 
 
+def _load_active_workspace():
+    """Set g.my_memberships (for the switcher) and, if any, g.membership / g.workspace."""
+    from app.workspaces.services import current_membership, memberships_of
+    g.my_memberships = memberships_of(current_user)
+    membership = current_membership(current_user, g.my_memberships)
+    if membership is not None:
+        g.membership, g.workspace = membership, membership.workspace
+    return membership
+
+
 def workspace_required(view):
     """Login required, and g.workspace / g.membership set to the active workspace."""
     @login_required
     @wraps(view)
     def wrapper(*args, **kwargs):
-        from app.workspaces.services import current_membership
-        membership = current_membership(current_user)
+        membership = _load_active_workspace()
         if membership is None:
             return render_template("errors/no_workspace.html"), 403
-        g.membership = membership
-        g.workspace = membership.workspace
         from app.billing.services import enforce_grace
         enforce_grace(g.workspace)
         return view(*args, **kwargs)
@@ -53,10 +60,7 @@ def site_admin_required(view):
     def wrapper(*args, **kwargs):
         if not current_user.is_site_admin:
             abort(403)
-        from app.workspaces.services import current_membership
-        membership = current_membership(current_user)
-        if membership is not None:
-            g.membership, g.workspace = membership, membership.workspace
+        _load_active_workspace()
         return view(*args, **kwargs)
     return wrapper
 
@@ -109,11 +113,10 @@ def init_app(app: Flask) -> None:
         if workspace is not None and current_user.is_authenticated:
             from app.projects.views import projects_of
             from app.quota.services import remaining
-            from app.workspaces.services import memberships_of
             values["allowance"] = remaining(workspace, current_user.id)
             values["workspace"] = workspace
             values["membership"] = g.membership
-            values["my_memberships"] = memberships_of(current_user)
+            values["my_memberships"] = g.my_memberships
 
             def workspace_projects():
                 """The projects, loaded once per request however many variant cards ask."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask, current_app
+from flask import Flask, current_app, has_app_context
 from redis import Redis
 from rq import Queue, Retry
 from sqlalchemy import event
@@ -18,6 +18,27 @@ from sqlalchemy.orm import Session
 log = logging.getLogger(__name__)
 
 _PENDING = "copydeck_pending_jobs"
+
+
+_job_app: Flask | None = None
+
+
+def set_job_app(app: Flask) -> None:
+    """The worker entry point hands over the app it built, so jobs reuse it."""
+    global _job_app
+    _job_app = app
+
+
+def job_app() -> Flask:
+    """The app to run a job in: the current one (tests run jobs in-process),
+    else this worker process's app, created once."""
+    global _job_app
+    if has_app_context():
+        return current_app._get_current_object()
+    if _job_app is None:
+        from app import create_app
+        _job_app = create_app()
+    return _job_app
 
 
 def init_app(app: Flask) -> None:

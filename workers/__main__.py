@@ -43,8 +43,9 @@ def main() -> None:
 
     app = create_app()
     import app.generation.tasks as tasks  # preload the job code before forking
+    import workers
 
-    tasks._worker_app = app
+    workers.set_job_app(app)
     redis = app.extensions["redis"]
     _wait_for_redis(redis)
     queue_name = app.config["RQ_QUEUE"]

@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import logging
 
-from flask import current_app, has_app_context
-
 from app.auth.models import utcnow
 from app.billing import services
 from app.billing.models import StripeEvent
@@ -14,10 +12,9 @@ log = logging.getLogger(__name__)
 
 
 def apply_event(event_id: str) -> str:
-    from app.generation.tasks import _app
+    from workers import job_app
 
-    app = current_app._get_current_object() if has_app_context() else _app()
-    with app.app_context():
+    with job_app().app_context():
         try:
             return _apply(event_id)
         finally:

@@ -52,8 +52,8 @@ def fetch(job_id: str, *, user_id: int, scope: str) -> Job | None:
 
 def run_test(payload: dict[str, Any]) -> dict[str, Any]:
     """RQ entry point: N completions in parallel, each checked against the output rules."""
-    from app.generation.tasks import _app
-    app = _app()
+    from workers import job_app
+    app = job_app()
     with app.app_context():
         try:
             return _run(payload)

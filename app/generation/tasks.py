@@ -13,7 +13,7 @@ from datetime import timedelta
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from flask import Flask, current_app, has_app_context
+from flask import current_app
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 
@@ -26,22 +26,9 @@ from app.generation.streams import GenerationStream
 from app.admin.settings import effective_temperature, llm_settings
 from app.llm import LLMError, stream_chat
 from app.quota import services as quota
+from workers import job_app
 
 log = logging.getLogger(__name__)
-
-_worker_app: Flask | None = None
-
-
-def _app() -> Flask:
-    """The app to run jobs in: the current one (tests), else one per worker process."""
-    global _worker_app
-    if has_app_context():
-        return current_app._get_current_object()
-    if _worker_app is None:
-        from app import create_app
-        _worker_app = create_app()
-    return _worker_app
-
 
 @dataclass
 class VariantResult:
@@ -57,7 +44,7 @@ class VariantResult:
 
 def run_generation(generation_id: int) -> str:
     """RQ entry point."""
-    app = _app()
+    app = job_app()
     with app.app_context():
         try:
             return _run(generation_id)

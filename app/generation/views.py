@@ -15,7 +15,7 @@ from app.generation.models import Generation, Variant
 from app.generation.streams import iter_sse, partial_texts
 from app.quota.services import QuotaExceeded
 from app.web import htmx_redirect, is_htmx, workspace_required
-from app.workspaces.services import get_in_workspace_or_404
+from app.workspaces.services import get_in_workspace_or_404, variant_in_workspace_or_404
 
 bp = Blueprint("generation", __name__)
 
@@ -29,10 +29,7 @@ def _generation_or_404(generation_id: int) -> Generation:
 
 
 def _variant_or_404(variant_id: int) -> Variant:
-    variant = db.session.get(Variant, variant_id)
-    if variant is None or variant.generation.workspace_id != g.workspace.id:
-        abort(404)
-    return variant
+    return variant_in_workspace_or_404(variant_id, g.workspace.id)
 
 
 def _quota_message(exc: QuotaExceeded) -> str:

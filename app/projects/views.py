@@ -5,10 +5,9 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from app.extensions import db
-from app.generation.models import Variant
 from app.projects.models import Project, ProjectItem
 from app.web import is_htmx, workspace_required
-from app.workspaces.services import get_in_workspace_or_404
+from app.workspaces.services import get_in_workspace_or_404, variant_in_workspace_or_404
 
 bp = Blueprint("projects", __name__)
 
@@ -58,9 +57,7 @@ def delete(project_id: int):
 @workspace_required
 def file_variant(variant_id: int):
     """File a variant into a project (it becomes a favourite)."""
-    variant = db.session.get(Variant, variant_id)
-    if variant is None or variant.generation.workspace_id != g.workspace.id:
-        abort(404)
+    variant = variant_in_workspace_or_404(variant_id, g.workspace.id)
     project = get_in_workspace_or_404(Project, request.form.get("project_id", type=int) or 0, g.workspace.id)
     variant.is_favourite = True
     try:

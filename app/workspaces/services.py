@@ -55,10 +55,11 @@ def memberships_of(user: User) -> list[Membership]:
     ))
 
 
-def current_membership(user: User) -> Membership | None:
-    """The membership of the workspace the user is working in (kept in the session)."""
+def current_membership(user: User, memberships: list[Membership] | None = None) -> Membership | None:
+    """The membership of the workspace the user is working in (kept in the session).
+    Pass the user's memberships if already loaded."""
     wanted = session.get("workspace_id")
-    memberships = memberships_of(user)
+    memberships = memberships_of(user) if memberships is None else memberships
     if not memberships:
         return None
     for membership in memberships:
@@ -83,6 +84,16 @@ def get_in_workspace_or_404(model: type[M], object_id: int, workspace_id: int) -
     if obj is None or getattr(obj, "workspace_id") != workspace_id:
         abort(404)
     return obj
+
+
+def variant_in_workspace_or_404(variant_id: int, workspace_id: int):
+    """A variant, through its generation's workspace; another workspace's is a 404."""
+    from app.generation.models import Variant
+
+    variant = db.session.get(Variant, variant_id)
+    if variant is None or variant.generation.workspace_id != workspace_id:
+        abort(404)
+    return variant
 
 
 def membership_in(workspace: Workspace, membership_id: int) -> Membership:
