@@ -14,6 +14,7 @@ import email.policy
 import os
 import re
 import tempfile
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -32,6 +33,22 @@ def _database_url(tmp_root: Path) -> str:
             pytest.exit(f"refusing to run tests against database {name!r}: its name must contain 'test'", 2)
         return url
     return f"sqlite:///{tmp_root / 'copydeck-test.db'}"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _suite_date():
+    """COPYDECK_TEST_TODAY=YYYY-MM-DD runs the whole suite as if it were that day
+    (00:05 UTC, clock ticking), so date edges (the 1st, the 31st, 31 December,
+    29 February) can be checked on any day: `COPYDECK_TEST_TODAY=2026-12-31 make test`.
+    Processes the tests start (browser app server, workers) keep the real clock."""
+    day = os.environ.get("COPYDECK_TEST_TODAY")
+    if not day:
+        yield None
+        return
+    import time_machine
+
+    with time_machine.travel(datetime.fromisoformat(day).replace(hour=0, minute=5, tzinfo=timezone.utc), tick=True):
+        yield day
 
 
 @pytest.fixture(scope="session")

@@ -15,17 +15,23 @@ class QuotaLedger(db.Model):
 
     subject is "user:<id>" for a seat-holder's own allowance, or "pool" for a
     workspace-wide pool (the teams feature), so one unique key covers both.
+
+    period_kind tells a calendar month (no subscription) from a billing period
+    (a subscription's current period). Both can start on the same day (an
+    upgrade on the 1st): they are different allowances, so the kind is part
+    of the key and Free usage is never carried into a paid period.
     """
 
     __tablename__ = "quota_ledgers"
     __table_args__ = (
-        UniqueConstraint("workspace_id", "subject", "period_start", name="uq_ledger_period"),
+        UniqueConstraint("workspace_id", "subject", "period_kind", "period_start", name="uq_ledger_period"),
         CheckConstraint("used >= 0 AND reserved >= 0", name="ck_ledger_nonnegative"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"), index=True)
     subject: Mapped[str] = mapped_column(String(40))
+    period_kind: Mapped[str] = mapped_column(String(10), default="calendar", server_default="calendar")
     period_start: Mapped[date]
     allowance: Mapped[int]
     used: Mapped[int] = mapped_column(default=0)

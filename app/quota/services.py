@@ -66,20 +66,40 @@ def _today() -> date:
     return datetime.now(timezone.utc).date()
 
 
+@dataclass(frozen=True)
+class Period:
+    """A quota period: a calendar month, or a subscription's billing period.
+
+    The kind is part of a ledger's identity, so a billing period that starts
+    on the 1st (an upgrade on the first day of the month) gets its own ledger
+    instead of inheriting the calendar month's Free usage.
+    """
+
+    kind: str  # "calendar" | "billing"
+    start: date
+    end: date
+
+
 def calendar_month(day: date) -> tuple[date, date]:
     start = date(day.year, day.month, 1)
     end = date(day.year + (day.month == 12), day.month % 12 + 1, 1)
     return start, end
 
 
-def current_period(workspace: Workspace | None = None, today: date | None = None) -> tuple[date, date]:
+def quota_period(workspace: Workspace | None = None, today: date | None = None) -> Period:
     """The workspace's quota period containing today: the billing period when
-    billing has set one, otherwise the calendar month."""
+    billing has set one that covers today, otherwise the calendar month."""
     today = today or _today()
     if workspace is not None and workspace.period_start and workspace.period_end:
         if workspace.period_start <= today < workspace.period_end:
-            return workspace.period_start, workspace.period_end
-    return calendar_month(today)
+            return Period("billing", workspace.period_start, workspace.period_end)
+    return Period("calendar", *calendar_month(today))
+
+
+def current_period(workspace: Workspace | None = None, today: date | None = None) -> tuple[date, date]:
+    """(start, end) of quota_period(), for pages that show dates only."""
+    period = quota_period(workspace, today)
+    return period.start, period.end
 
 
 def subject_for(user_id: int) -> str:
@@ -104,40 +124,42 @@ def limits_for(workspace: Workspace, user_id: int) -> list[Limit]:
     return [Limit(subject_for(user_id), per_seat if cap is None else min(cap, per_seat))]
 
 
-def _find_ledger(workspace_id: int, subject: str, period_start: date) -> QuotaLedger | None:
+def _find_ledger(workspace_id: int, subject: str, period: Period) -> QuotaLedger | None:
     return db.session.scalars(select(QuotaLedger).where(
         QuotaLedger.workspace_id == workspace_id,
         QuotaLedger.subject == subject,
-        QuotaLedger.period_start == period_start,
+        QuotaLedger.period_kind == period.kind,
+        QuotaLedger.period_start == period.start,
     )).first()
 
 
-def ledger_for(workspace: Workspace, subject: str, allowance: int, period_start: date | None = None) -> QuotaLedger:
+def ledger_for(workspace: Workspace, subject: str, allowance: int, period: Period | None = None) -> QuotaLedger:
     """The ledger row for this subject and period, created on first use.
 
     Creation tolerates a parallel creator: the unique key decides, and the
     loser reads the winner's row.
     """
-    period_start = period_start or current_period(workspace)[0]
-    ledger = _find_ledger(workspace.id, subject, period_start)
+    period = period or quota_period(workspace)
+    ledger = _find_ledger(workspace.id, subject, period)
     if ledger is not None:
         return ledger
     try:
         with db.session.begin_nested():
-            ledger = QuotaLedger(workspace_id=workspace.id, subject=subject, period_start=period_start,
-                                 allowance=allowance, used=0, reserved=0)
+            ledger = QuotaLedger(workspace_id=workspace.id, subject=subject, period_kind=period.kind,
+                                 period_start=period.start, allowance=allowance, used=0, reserved=0)
             db.session.add(ledger)
     except IntegrityError:
-        ledger = _find_ledger(workspace.id, subject, period_start)
+        ledger = _find_ledger(workspace.id, subject, period)
     return ledger
 
 
 def remaining(workspace: Workspace, user_id: int) -> Allowance:
     """What this member may still generate this period (the tightest limit). Reads only."""
-    start, end = current_period(workspace)
+    period = quota_period(workspace)
+    start, end = period.start, period.end
     tightest: Allowance | None = None
     for limit in limits_for(workspace, user_id):
-        ledger = _find_ledger(workspace.id, limit.subject, start)
+        ledger = _find_ledger(workspace.id, limit.subject, period)
         used, reserved = (ledger.used, ledger.reserved) if ledger else (0, 0)
         candidate = Allowance(limit.allowance, used, reserved, start, end,
                               "pool" if limit.subject == "pool" else "you")
@@ -152,10 +174,10 @@ def reserve(workspace: Workspace, user_id: int, generation_id: int, amount: int)
     The caller owns the transaction: on QuotaExceeded it rolls back, which also
     undoes any ledger already reserved here and the generation row it inserted.
     """
-    start = current_period(workspace)[0]
+    period = quota_period(workspace)
     charges = []
     for limit in limits_for(workspace, user_id):
-        ledger = ledger_for(workspace, limit.subject, limit.allowance, start)
+        ledger = ledger_for(workspace, limit.subject, limit.allowance, period)
         result = db.session.execute(
             update(QuotaLedger)
             .where(

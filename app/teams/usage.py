@@ -71,12 +71,16 @@ def build(workspace: Workspace, period_start: date | None = None, only_user_id: 
     periods = available_periods(workspace)
     start = period_start if period_start in periods else periods[0]
     start, end = period_bounds(workspace, start)
+    current = quota.quota_period(workspace)
+    # The current period counts its own ledgers only: Free usage of the month an
+    # upgrade started in belongs to the calendar month, not the paid period.
+    same_period = (QuotaLedger.period_start == start) if start != current.start else \
+        ((QuotaLedger.period_start == start) & (QuotaLedger.period_kind == current.kind))
     rows = db.session.execute(
         select(Generation.user_id, Generation.template_id, Generation.created_at, QuotaCharge.amount, QuotaLedger.subject)
         .join(QuotaCharge, QuotaCharge.generation_id == Generation.id)
         .join(QuotaLedger, QuotaLedger.id == QuotaCharge.ledger_id)
-        .where(Generation.workspace_id == workspace.id, QuotaCharge.state == "settled",
-               QuotaLedger.period_start == start)
+        .where(Generation.workspace_id == workspace.id, QuotaCharge.state == "settled", same_period)
     ).all()
     # A pooled generation with a capped member has two charges: count the generation once.
     seen: dict[tuple, int] = {}

@@ -4,7 +4,10 @@ from __future__ import annotations
 import csv
 import io
 import threading
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta, timezone
+
+import pytest
+import time_machine
 
 from sqlalchemy import select
 
@@ -128,11 +131,19 @@ def test_refunds_and_settles_reach_both_ledgers(app, team, run_worker, fake_llm)
     assert ledgers == {"pool": (2, 0), "user": (2, 0)}
 
 
-def test_quota_rolls_over_at_the_workspace_period(app, team):
+@pytest.fixture(params=[date(2026, 12, 1), date(2026, 12, 2), date(2027, 2, 28), date(2028, 2, 29),
+                        date(2026, 11, 30), date(2026, 12, 31)], ids=str)
+def today(request):
+    """The clock frozen on a date edge, from before the team logs in (a session
+    signed in the future would not be accepted)."""
+    with time_machine.travel(datetime.combine(request.param, time(9), tzinfo=timezone.utc), tick=True):
+        yield request.param
+
+
+def test_quota_rolls_over_at_the_workspace_period(app, today, team):
     owner = team.client("owner@example.com")
     submit(owner, app, "x-post", 5)
     assert _remaining(owner) == 5
-    today = date.today()
     _set(app, team, period_start=today, period_end=today + timedelta(days=30))  # billing moved the period
     assert _remaining(owner) == 10
     with app.app_context():
