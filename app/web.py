@@ -156,8 +156,11 @@ def init_app(app: Flask) -> None:
         return error_page(400, "Form expired", "Your form expired or was sent from elsewhere. Reload the page and try again; nothing was saved.")
 
     @app.errorhandler(400)
-    def bad_request(_e):
-        return error_page(400, "Bad request", "That request could not be understood. Nothing was saved.")
+    def bad_request(e):
+        from app.bounds import NulByteRejected
+        message = e.description if isinstance(e, NulByteRejected) else (
+            "That request could not be understood. Nothing was saved.")
+        return error_page(400, "Bad request", message)
 
     @app.errorhandler(429)
     def too_many(_e):

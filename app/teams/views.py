@@ -5,6 +5,7 @@ from flask import Blueprint, Response, abort, flash, g, redirect, render_templat
 from flask_login import current_user, login_required, login_user
 from sqlalchemy import select
 
+from app.bounds import whole_number
 from app import mail
 from app.auth import services as auth
 from app.extensions import db, limiter
@@ -279,7 +280,7 @@ def delete():
 @bp.route("/workspaces/switch", methods=["POST"])
 @workspace_required
 def switch():
-    workspace_id = request.form.get("workspace_id", type=int)
+    workspace_id = request.form.get("workspace_id", type=whole_number)
     if workspace_id is None:
         abort(404)
     membership = teams.switch(current_user, workspace_id)
