@@ -90,14 +90,10 @@ def init_app(app: Flask) -> None:
     login_manager.login_message_category = "info"
 
     @login_manager.user_loader
-    def load_user(user_id: str):
-        from app.auth.models import User
-        try:
-            user = db.session.get(User, int(user_id))
-        except (TypeError, ValueError):
-            return None
-        # A suspended user's existing sessions (and remember-me cookies) end at their next request.
-        return user if user is not None and user.is_active else None
+    def load_user(identity: str):
+        # A live server-side login session of an active user, else anonymous (app.auth.sessions).
+        from app.auth import sessions
+        return sessions.load(identity)
 
     @app.context_processor
     def page_values():

@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 from flask import Blueprint, Response, abort, flash, g, redirect, render_template, request, url_for
-from flask_login import current_user, login_required, login_user
+from flask_login import current_user, login_required
 from sqlalchemy import select
 
+from app.auth.views import log_in
 from app.bounds import whole_number
 from app import mail
 from app.auth import services as auth
@@ -129,7 +130,7 @@ def invitation(token: str):
             except auth.EmailTaken:
                 flash("An account with this email exists already: log in to accept.", "error")
                 return redirect(url_for("auth.login", next=request.path))
-            login_user(user)
+            log_in(user)
             try:
                 teams.accept(invitation, user)
             except teams.TeamError as exc:
