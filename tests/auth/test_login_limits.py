@@ -120,6 +120,9 @@ def limited_app(app):
                           "LOGIN_LIMIT_PER_IP": "4 per 10 minutes"})
     yield limited
     limiter.enabled = False  # the Limiter object is shared; the session's app runs with it off
+    from app.extensions import db
+    with limited.app_context():
+        db.engine.dispose()
 
 
 def test_per_ip_limit_counts_failures_across_accounts_and_spares_known_browsers(limited_app, make_user):
