@@ -19,6 +19,9 @@ from tests.generation.helpers import form_data, submit
 
 HUGE = str(10**20)
 NUMBER_PARAMS = ("page", "days", "from", "a", "b", "version", "seats", "target_id", "actor")
+NUMBER_FIELDS = ("workspace_id", "project_id", "seats", "generations_per_seat", "cap", "variant_count",
+                 "brand_voice", "membership_id")
+SESSION_ENDERS = {"auth.logout", "auth.logout_others", "teams.leave", "teams.delete"}
 
 
 def _rules(app):
@@ -57,6 +60,15 @@ def test_every_route_survives_huge_numbers_in_the_query_string(app, admin_client
         assert response.status_code != 500, (rule.rule, response.status_code)
     page = admin_client.get(f"/history?page={HUGE}")
     assert page.status_code == 200
+
+
+def test_every_form_survives_huge_numbers(app, admin_client):
+    form = {name: HUGE for name in NUMBER_FIELDS}
+    for rule in _rules(app):
+        if "POST" not in rule.methods or rule.endpoint in SESSION_ENDERS:
+            continue
+        response = admin_client.post(_url(rule, "1", "x"), data=form)
+        assert response.status_code != 500, (rule.rule, response.status_code)
 
 
 def test_every_route_refuses_nul_bytes_with_400(app, admin_client):
