@@ -35,6 +35,9 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
 
     import workers
     workers.init_app(app)
+    from app import bounds
+    bounds.install_converters(app)  # before any route exists: bounded <int:...> ids
+    bounds.init_app(app)
 
     from app import models  # noqa: F401  (every model, for Alembic and relationships)
     from app.admin.views import bp as admin_bp

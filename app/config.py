@@ -7,6 +7,7 @@ In production (FLASK_ENV/COPYDECK_ENV=production) a missing SECRET_KEY fails lou
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -101,4 +102,14 @@ def load() -> dict:
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": _bool("SESSION_COOKIE_SECURE", env == "production"),
         "WTF_CSRF_TIME_LIMIT": None,
+        # Sessions (app/auth/sessions.py): any login, remembered or not, ends after this many days.
+        "REMEMBER_COOKIE_DURATION": timedelta(days=_int("REMEMBER_COOKIE_DAYS", 14)),
+        "REMEMBER_COOKIE_SAMESITE": "Lax",
+        "REMEMBER_COOKIE_HTTPONLY": True,
+        # Failed log-ins (app/auth/throttle.py): per account and client (device cookie or IP), per account
+        # across unknown clients, and per IP across accounts (browsers that logged in before are exempt).
+        "LOGIN_LIMIT_PER_CLIENT": os.environ.get("LOGIN_LIMIT_PER_CLIENT") or "5 per 15 minutes",
+        "LOGIN_LIMIT_PER_ACCOUNT": os.environ.get("LOGIN_LIMIT_PER_ACCOUNT") or "20 per hour",
+        "LOGIN_LIMIT_PER_IP": os.environ.get("LOGIN_LIMIT_PER_IP") or "30 per 10 minutes",
+        "LOGIN_DEVICE_DAYS": _int("LOGIN_DEVICE_DAYS", 365),
     }

@@ -90,14 +90,10 @@ def init_app(app: Flask) -> None:
     login_manager.login_message_category = "info"
 
     @login_manager.user_loader
-    def load_user(user_id: str):
-        from app.auth.models import User
-        try:
-            user = db.session.get(User, int(user_id))
-        except (TypeError, ValueError):
-            return None
-        # A suspended user's existing sessions (and remember-me cookies) end at their next request.
-        return user if user is not None and user.is_active else None
+    def load_user(identity: str):
+        # A live server-side login session of an active user, else anonymous (app.auth.sessions).
+        from app.auth import sessions
+        return sessions.load(identity)
 
     @app.context_processor
     def page_values():
@@ -156,8 +152,11 @@ def init_app(app: Flask) -> None:
         return error_page(400, "Form expired", "Your form expired or was sent from elsewhere. Reload the page and try again; nothing was saved.")
 
     @app.errorhandler(400)
-    def bad_request(_e):
-        return error_page(400, "Bad request", "That request could not be understood. Nothing was saved.")
+    def bad_request(e):
+        from app.bounds import NulByteRejected
+        message = e.description if isinstance(e, NulByteRejected) else (
+            "That request could not be understood. Nothing was saved.")
+        return error_page(400, "Bad request", message)
 
     @app.errorhandler(429)
     def too_many(_e):

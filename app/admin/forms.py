@@ -3,16 +3,18 @@ from __future__ import annotations
 
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
-from wtforms import BooleanField, IntegerField, StringField
+from wtforms import BooleanField, StringField
 from wtforms.validators import InputRequired, Length, NumberRange, Optional, Regexp
+
+from app.bounds import WholeNumberField
 
 
 class SizeWorkspaceForm(FlaskForm):
     plan = StringField("Plan", validators=[InputRequired(message="Name the plan, e.g. free or pro."),
                                            Length(max=40), Regexp(r"^[a-z0-9_-]+$", message="Use lowercase letters, digits, - or _.")])
-    seats = IntegerField("Seats", validators=[InputRequired(message="Seats must be a whole number."),
+    seats = WholeNumberField("Seats", validators=[InputRequired(message="Seats must be a whole number."),
                                               NumberRange(1, 10_000, message="From 1 to 10,000 seats.")])
-    generations_per_seat = IntegerField(
+    generations_per_seat = WholeNumberField(
         "Generations per seat per period",
         validators=[InputRequired(message="Generations must be a whole number."),
                     NumberRange(0, 1_000_000, message="From 0 to 1,000,000.")])

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 
 from app.admin import audit
+from app.auth import sessions
 from app.auth.models import User
 from app.extensions import db
 from app.workspaces import services as teams
@@ -82,6 +83,8 @@ def set_suspended(actor: User, user: User, suspended: bool) -> None:
         raise AdminError(f"{user.email} is already {'suspended' if suspended else 'active'}.")
     before = _state(user)
     user.is_suspended = suspended
+    if suspended:
+        sessions.end_all(user)
     audit.record(actor, "user.suspend" if suspended else "user.reactivate", "user", user.id, before, _state(user))
     db.session.commit()
 

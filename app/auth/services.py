@@ -1,12 +1,15 @@
 """Account rules: sign-up, sign-in and password reset tokens."""
 from __future__ import annotations
 
+import functools
 import hashlib
+import secrets
 
 from flask import current_app
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
+from werkzeug.security import check_password_hash, generate_password_hash
 
 from app.auth.models import User
 from app.extensions import db
@@ -47,11 +50,17 @@ def sign_up(email: str, password: str) -> User:
     return user
 
 
+@functools.cache
+def _decoy_hash() -> str:
+    return generate_password_hash(secrets.token_hex(16))
+
+
 def authenticate(email: str, password: str) -> User | None:
     user = find_by_email(email)
-    if user is None or not user.check_password(password):
+    if user is None:
+        check_password_hash(_decoy_hash(), password)  # as slow as a real check: timing does not tell who exists
         return None
-    return user
+    return user if user.check_password(password) else None
 
 
 def _serializer() -> URLSafeTimedSerializer:
@@ -81,5 +90,8 @@ def user_for_reset_token(token: str) -> User:
 
 
 def reset_password(user: User, password: str) -> None:
+    """Set the new password and end every login session of the account (remember-me cookies too)."""
+    from app.auth import sessions
     user.set_password(password)
+    sessions.end_all(user)
     db.session.commit()

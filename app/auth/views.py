@@ -3,15 +3,22 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import Blueprint, flash, redirect, render_template, request, session, url_for
+from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 
-from app.auth import services
+from app.auth import services, sessions, throttle
 from app.auth.forms import ForgotPasswordForm, LoginForm, ResetPasswordForm, SignupForm
-from app.extensions import limiter
+from app.extensions import db, limiter
 from app import mail
 
 bp = Blueprint("auth", __name__)
+
+
+def log_in(user, remember: bool = False) -> None:
+    """Start a server-side login session for this browser and set Flask-Login's cookies."""
+    sessions.start(user, remember=remember, user_agent=request.headers.get("User-Agent", ""))
+    login_user(user, remember=remember)
+    session.pop("workspace_id", None)
 
 
 def _safe_next(target: str | None) -> str:
@@ -33,35 +40,53 @@ def signup():
         except services.EmailTaken:
             form.email.errors.append("An account with this email already exists. Log in instead.")
         else:
-            login_user(user)
-            session.pop("workspace_id", None)
+            log_in(user)
             flash("Welcome to Copydeck! Pick a template to write your first copy.", "success")
             return redirect(url_for("catalog.index"))
     return render_template("auth/signup.html", form=form), (422 if form.errors else 200)
 
 
+def _wrong_password(response) -> bool:
+    return response.status_code == 422
+
+
 @bp.route("/login", methods=["GET", "POST"])
-@limiter.limit("20 per 10 minutes", methods=["POST"])
+@limiter.limit(lambda: current_app.config["LOGIN_LIMIT_PER_IP"], methods=["POST"], deduct_when=_wrong_password,
+               exempt_when=throttle.has_device_cookie)
 def login():
+    """Log in. Failed attempts are limited per account as well as per IP (app/auth/throttle.py)."""
     if current_user.is_authenticated:
         return redirect(url_for("catalog.index"))
     form = LoginForm()
+    status = 422
     if form.validate_on_submit():
-        user = services.authenticate(form.email.data, form.password.data)
-        if user is None:
+        client = throttle.client_for(form.email.data)
+        wait = throttle.seconds_locked(client)
+        user = None if wait else services.authenticate(form.email.data, form.password.data)
+        if wait:
+            minutes = -(-wait // 60)
+            form.password.errors.append(
+                f"Too many failed log-ins for this account. Try again in {minutes} minute{'s' if minutes != 1 else ''}, "
+                "or reset your password by email.")
+            status = 429
+        elif user is None:
+            throttle.failed(client)
             form.password.errors.append("Wrong email or password.")
         elif not user.is_active:
             form.email.errors.append("This account is suspended. Contact support.")
         else:
-            login_user(user, remember=form.remember.data)
-            session.pop("workspace_id", None)
-            return redirect(_safe_next(request.args.get("next")))
-    return render_template("auth/login.html", form=form), (422 if form.errors else 200)
+            log_in(user, remember=form.remember.data)
+            response = redirect(_safe_next(request.args.get("next")))
+            throttle.succeeded(client, response)
+            return response
+    return render_template("auth/login.html", form=form), (status if form.errors else 200)
 
 
 @bp.route("/logout", methods=["POST"])
 @login_required
 def logout():
+    sessions.end(current_user)
+    db.session.commit()
     logout_user()
     session.clear()
     flash("You are logged out.", "info")
@@ -94,6 +119,23 @@ def reset(token: str):
     form = ResetPasswordForm()
     if form.validate_on_submit():
         services.reset_password(user, form.password.data)
+        throttle.forget_account(user.email)
         flash("Your password is changed. Log in with the new one.", "success")
         return redirect(url_for("auth.login"))
     return render_template("auth/reset.html", form=form, token=token), (422 if form.errors else 200)
+
+
+@bp.route("/account")
+@login_required
+def account():
+    """The user's own settings: their live login sessions, and ending the others."""
+    return render_template("auth/account.html", logins=sessions.active(current_user))
+
+
+@bp.route("/account/logout-others", methods=["POST"])
+@login_required
+def logout_others():
+    ended = sessions.end_all(current_user, keep_current=True)
+    db.session.commit()
+    flash(f"Logged out of {ended} other session{'s' if ended != 1 else ''}. This one stays logged in.", "success")
+    return redirect(url_for("auth.account"))

@@ -10,6 +10,7 @@ from flask import Blueprint, abort, current_app, flash, g, redirect, render_temp
 from flask_login import current_user
 from sqlalchemy.exc import IntegrityError
 
+from app.bounds import whole_number
 from app.billing import gateway, services
 from app.billing.models import StripeEvent
 from app.extensions import csrf, db, limiter
@@ -72,7 +73,7 @@ def _customer_id() -> str:
 @limiter.limit("20 per hour")
 def checkout():
     chosen = services.plan(request.form.get("plan"))
-    seats = request.form.get("seats", type=int)
+    seats = request.form.get("seats", type=whole_number)
     attempt = (request.form.get("attempt") or secrets.token_hex(8))[:32]
     if chosen is None or not chosen.stripe_price_id:
         flash("Choose a paid plan.", "error")
@@ -160,7 +161,7 @@ def _seat_change_error(seats: int | None) -> str | None:
 @owner_required
 @billing_on
 def seats_preview():
-    seats = request.args.get("seats", type=int)
+    seats = request.args.get("seats", type=whole_number)
     error = _seat_change_error(seats)
     if error:
         return render_template("billing/_preview.html", error=error), 422
@@ -179,7 +180,7 @@ def seats_preview():
 @owner_required
 @billing_on
 def change_seats():
-    seats = request.form.get("seats", type=int)
+    seats = request.form.get("seats", type=whole_number)
     error = _seat_change_error(seats)
     if error:
         flash(error, "error")

@@ -13,6 +13,7 @@ from flask import Blueprint, Response, abort, flash, g, redirect, render_templat
 from flask_login import current_user
 from rq.job import JobStatus
 
+from app.bounds import whole_number
 from app.catalog import editor_form, tasks, versions
 from app.catalog.models import Template
 from app.catalog.schema import TemplateDataError
@@ -105,7 +106,7 @@ def make_blueprint(scope: Scope, url_prefix: str) -> Blueprint:
     def edit(template_id: int):
         template = template_or_404(template_id)
         if request.method == "GET":
-            number = request.args.get("from", type=int)
+            number = request.args.get("from", type=whole_number)
             base = versions.version_or_404(template, number) if number else versions.latest_version(template)
             state = editor_form.from_data(versions.version_data(template, base))
             return _page(scope, template, state, base_version=base)
@@ -172,8 +173,8 @@ def make_blueprint(scope: Scope, url_prefix: str) -> Blueprint:
     @scope.guard
     def compare(template_id: int):
         template = template_or_404(template_id)
-        left = versions.version_or_404(template, request.args.get("a", type=int) or 0)
-        right = versions.version_or_404(template, request.args.get("b", type=int) or 0)
+        left = versions.version_or_404(template, request.args.get("a", type=whole_number) or 0)
+        right = versions.version_or_404(template, request.args.get("b", type=whole_number) or 0)
         return render_template("catalog/editor/compare.html", scope=scope, template=template, left=left,
                                right=right, sections=versions.compare(template, left, right),
                                all_versions=versions.versions_of(template))
@@ -208,7 +209,7 @@ def make_blueprint(scope: Scope, url_prefix: str) -> Blueprint:
     @scope.guard
     def export(template_id: int):
         template = template_or_404(template_id)
-        number = request.args.get("version", type=int)
+        number = request.args.get("version", type=whole_number)
         version = (versions.version_or_404(template, number) if number
                    else template.published_version or versions.latest_version(template))
         body = versions.to_yaml(versions.version_data(template, version))

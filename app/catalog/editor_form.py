@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from app.bounds import whole_number
 from app.catalog.models import CATEGORIES
 from app.catalog.rendering import PromptError
 from app.catalog.schema import (CONTEXT_VARIABLES, FIELD_TYPES, FORMATS, TEXT_MAX, TemplateDataError,
@@ -83,7 +84,7 @@ def from_form(form: Mapping[str, str]) -> EditorState:
     state = EditorState()
     for key in state.meta:
         state.meta[key] = form.get(key, state.meta[key] if key != "slug" else "").strip()
-    indices = sorted({int(m.group(1)) for key in form if (m := re.match(r"^fields-(\d+)-name$", key))})
+    indices = sorted({int(m.group(1)) for key in form if (m := re.match(r"^fields-([0-9]{1,4})-name$", key))})
     for i in indices[:MAX_FIELDS]:
         row = {key: (form.get(f"fields-{i}-{key}") or "") for key in ROW_KEYS}
         row = {k: v if k in ("options", "help", "placeholder", "label", "sample") else v.strip()
@@ -109,7 +110,7 @@ def apply_op(state: EditorState, op: str) -> bool:
         if len(state.fields) < MAX_FIELDS:
             state.fields.append(blank_field(len(state.fields) + 1))
         return True
-    match = re.match(r"^(remove|up|down)-(\d+)$", op or "")
+    match = re.match(r"^(remove|up|down)-([0-9]{1,4})$", op or "")
     if not match:
         return False
     verb, i = match.group(1), int(match.group(2))
@@ -128,9 +129,9 @@ def _int(value: str, what: str, errors: list[str]) -> int | None:
     if value == "":
         return None
     try:
-        return int(value)
+        return whole_number(value)
     except ValueError:
-        errors.append(f"{what} must be a whole number.")
+        errors.append(f"{what} must be a whole number written with the digits 0-9.")
         return None
 
 
@@ -208,15 +209,22 @@ def sample_values(state: EditorState, fields: list[dict[str, Any]]) -> dict[str,
         value: Any = typed.get(spec["name"], "")
         if spec["type"] == "number":
             try:
-                value = int(value) if str(value).strip() else ""
+                value = whole_number(value) if str(value).strip() else ""
             except ValueError:
                 value = ""
         context[spec["name"]] = value
     variant_count = state.samples.get("variant_count", "3")
     context.update(tone=state.samples.get("tone") or "Friendly", language=state.samples.get("language") or "English",
                    brand_voice=state.samples.get("brand_voice", ""),
-                   variant_count=int(variant_count) if str(variant_count).isdigit() else 3)
+                   variant_count=_sample_variant_count(variant_count))
     return context
+
+
+def _sample_variant_count(value: Any) -> int:
+    try:
+        return whole_number(value)
+    except ValueError:
+        return 3
 
 
 def preview(state: EditorState) -> tuple[Preview, list[dict[str, Any]]]:

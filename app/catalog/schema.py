@@ -4,6 +4,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from app.bounds import DB_INT_MAX
 from app.catalog.models import CATEGORIES
 from app.catalog.rendering import PromptError, check_syntax, check_variables, render_prompt
 
@@ -73,8 +74,9 @@ def validate_field(field: Any, where: str) -> dict[str, Any]:
         clean["options"] = options
     if ftype == "number":
         low, high = field.get("min", 0), field.get("max", 1000)
-        if not isinstance(low, int) or not isinstance(high, int) or low > high:
-            _fail(where, "min and max must be integers with min <= max")
+        if not all(isinstance(n, int) and not isinstance(n, bool) and abs(n) <= DB_INT_MAX for n in (low, high)) \
+                or low > high:
+            _fail(where, f"min and max must be integers from -{DB_INT_MAX} to {DB_INT_MAX} with min <= max")
         clean["min"], clean["max"] = low, high
     return clean
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 from typing import Any
 
 from flask_wtf import FlaskForm
-from wtforms import IntegerField, SelectField, StringField, TextAreaField
+from wtforms import SelectField, StringField, TextAreaField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 
+from app.bounds import WholeNumberField
 from app.catalog.models import TemplateVersion
 from app.generation.services import CREATIVITY, LANGUAGES, MAX_VARIANTS, TONES
 
@@ -15,7 +16,7 @@ from app.generation.services import CREATIVITY, LANGUAGES, MAX_VARIANTS, TONES
 class GenerateFormBase(FlaskForm):
     tone = SelectField("Tone of voice", choices=[SelectChoice(t) for t in TONES], default="Professional")
     language = SelectField("Output language", choices=[SelectChoice(lang) for lang in LANGUAGES], default="English")
-    variant_count = IntegerField(
+    variant_count = WholeNumberField(
         "Variants", validators=[InputRequired(message="Choose how many variants (1 to 5)."),
                                 NumberRange(1, MAX_VARIANTS, message=f"Choose from 1 to {MAX_VARIANTS} variants.")],
     )
@@ -46,7 +47,7 @@ def _field_for(spec: dict[str, Any]):
     checks = ([InputRequired(message=f"{label} must be a number.")] if required else [Optional()]) + [
         NumberRange(low, high, message=f"{label} must be a number from {low} to {high}.")
     ]
-    return IntegerField(label, validators=checks, description=help_text, render_kw=render_kw)
+    return WholeNumberField(label, validators=checks, description=help_text, render_kw=render_kw)
 
 
 def build_generate_form(version: TemplateVersion, brand_voices=(), **kwargs) -> FlaskForm:

@@ -32,6 +32,16 @@ class NoSeat(Exception):
     """The workspace has more members than seats and this member is not seated."""
 
 
+class TemplateUnavailable(Exception):
+    """Regenerate or "more like this" of a template that is no longer published."""
+
+
+def _still_published(template: Template | None) -> Template:
+    if template is None or template.published_version is None:
+        raise TemplateUnavailable()
+    return template
+
+
 def build_context(version: TemplateVersion, values: dict[str, Any], *, tone: str, language: str,
                   variant_count: int, brand_voice: str = "") -> dict[str, Any]:
     """The variables a template's prompts may use."""
@@ -108,7 +118,7 @@ def start(*, workspace: Workspace, user: User, template: Template, values: dict[
 def rerun(generation: Generation, user: User, workspace: Workspace) -> Generation:
     """Regenerate: the same inputs with the template's current published version."""
     return start(
-        workspace=workspace, user=user, template=generation.template, values=generation.inputs,
+        workspace=workspace, user=user, template=_still_published(generation.template), values=generation.inputs,
         tone=generation.tone, language=generation.language, variant_count=generation.variant_count,
         creativity=_creativity_name(generation.creativity), brand_voice=_voice(generation),
     )
@@ -118,7 +128,7 @@ def more_like(variant: Variant, user: User, workspace: Workspace) -> Generation:
     """A new generation seeded from one variant."""
     source = variant.generation
     return start(
-        workspace=workspace, user=user, template=source.template, values=source.inputs,
+        workspace=workspace, user=user, template=_still_published(source.template), values=source.inputs,
         tone=source.tone, language=source.language, variant_count=source.variant_count,
         creativity=_creativity_name(source.creativity), parent_variant=variant, brand_voice=_voice(source),
     )

@@ -1,7 +1,8 @@
 """Generate, watch the variants stream in, and work with them."""
 from __future__ import annotations
 
-from flask import Blueprint, Response, abort, current_app, flash, g, redirect, render_template, request, url_for
+from flask import (Blueprint, Response, abort, current_app, flash, g, make_response, redirect, render_template,
+                   request, url_for)
 from flask_login import current_user
 
 from app.billing.services import has_feature
@@ -30,6 +31,18 @@ def _generation_or_404(generation_id: int) -> Generation:
 
 def _variant_or_404(variant_id: int) -> Variant:
     return variant_in_workspace_or_404(variant_id, g.workspace.id)
+
+
+TEMPLATE_GONE = ("This template is no longer published, so it cannot write new copy. "
+                 "Your earlier results stay here; pick another template to write more.")
+
+
+def _template_gone():
+    """409: the template was unpublished after this generation ran."""
+    page = "partials/_error.html" if is_htmx() else "errors/error.html"
+    response = make_response(render_template(page, status=409, title="Template unavailable", message=TEMPLATE_GONE), 409)
+    response.headers["X-Message"] = TEMPLATE_GONE
+    return response
 
 
 def _quota_message(exc: QuotaExceeded) -> str:
@@ -138,6 +151,8 @@ def regenerate(generation_id: int):
     generation = _generation_or_404(generation_id)
     try:
         new = services.rerun(generation, current_user, g.workspace)
+    except services.TemplateUnavailable:
+        return _template_gone()
     except services.NoSeat:
         flash(NO_SEAT_MESSAGE, "error")
         return htmx_redirect(url_for("generation.show", generation_id=generation.id))
@@ -220,6 +235,8 @@ def more(variant_id: int):
     variant = _variant_or_404(variant_id)
     try:
         new = services.more_like(variant, current_user, g.workspace)
+    except services.TemplateUnavailable:
+        return _template_gone()
     except services.NoSeat:
         flash(NO_SEAT_MESSAGE, "error")
         return htmx_redirect(url_for("generation.show", generation_id=variant.generation_id))

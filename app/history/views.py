@@ -3,6 +3,7 @@ from flask import Blueprint, current_app, g, render_template, request
 from sqlalchemy import and_, exists, select
 from sqlalchemy.orm import selectinload
 
+from app.bounds import page_arg
 from app.catalog.models import Template
 from app.extensions import db
 from app.generation.models import Generation, Variant
@@ -21,7 +22,7 @@ def index():
     query = request.args.get("q", "")[:200]
     template_slug = request.args.get("template", "")
     favourites = request.args.get("favourites") == "1"
-    page = request.args.get("page", 1, type=int) or 1
+    page = page_arg()
 
     stmt = (
         select(Generation)

@@ -4,6 +4,7 @@ from flask_login import current_user
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from app.bounds import whole_number
 from app.extensions import db
 from app.projects.models import Project, ProjectItem
 from app.web import is_htmx, workspace_required
@@ -58,7 +59,7 @@ def delete(project_id: int):
 def file_variant(variant_id: int):
     """File a variant into a project (it becomes a favourite)."""
     variant = variant_in_workspace_or_404(variant_id, g.workspace.id)
-    project = get_in_workspace_or_404(Project, request.form.get("project_id", type=int) or 0, g.workspace.id)
+    project = get_in_workspace_or_404(Project, request.form.get("project_id", type=whole_number) or 0, g.workspace.id)
     variant.is_favourite = True
     try:
         with db.session.begin_nested():

@@ -1,10 +1,11 @@
 """Team management forms."""
 from flask_wtf import FlaskForm
-from wtforms import EmailField, IntegerField, PasswordField, SelectField, StringField
+from wtforms import EmailField, PasswordField, SelectField, StringField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Email, EqualTo, Length, Optional
 
 from app.auth.forms import PASSWORD_RULES
+from app.bounds import WholeNumberField
 
 
 class InviteForm(FlaskForm):
@@ -14,7 +15,7 @@ class InviteForm(FlaskForm):
 
 
 class CapForm(FlaskForm):
-    cap = IntegerField("Monthly cap", validators=[Optional()])
+    cap = WholeNumberField("Monthly cap", validators=[Optional()])
 
 
 class RoleForm(FlaskForm):

@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 from flask import Blueprint, Response, abort, flash, g, redirect, render_template, request, url_for
-from flask_login import current_user, login_required, login_user
+from flask_login import current_user, login_required
 from sqlalchemy import select
 
+from app.auth.views import log_in
+from app.bounds import whole_number
 from app import mail
 from app.auth import services as auth
 from app.extensions import db, limiter
@@ -128,7 +130,7 @@ def invitation(token: str):
             except auth.EmailTaken:
                 flash("An account with this email exists already: log in to accept.", "error")
                 return redirect(url_for("auth.login", next=request.path))
-            login_user(user)
+            log_in(user)
             try:
                 teams.accept(invitation, user)
             except teams.TeamError as exc:
@@ -279,7 +281,7 @@ def delete():
 @bp.route("/workspaces/switch", methods=["POST"])
 @workspace_required
 def switch():
-    workspace_id = request.form.get("workspace_id", type=int)
+    workspace_id = request.form.get("workspace_id", type=whole_number)
     if workspace_id is None:
         abort(404)
     membership = teams.switch(current_user, workspace_id)

@@ -117,7 +117,7 @@
       var box = document.querySelector(".flashes") || document.querySelector("main");
       var div = document.createElement("div");
       div.className = "flash flash-error"; div.setAttribute("role", "alert");
-      div.textContent = status === 404 ? "That item no longer exists." : status === 429 ? "Too many requests; wait a moment." : "Something went wrong; nothing was saved. Reload and try again.";
+      div.textContent = e.detail.xhr.getResponseHeader("X-Message") || (status === 404 ? "That item no longer exists." : status === 429 ? "Too many requests; wait a moment." : "Something went wrong; nothing was saved. Reload and try again.");
       box.prepend(div);
     }
   });

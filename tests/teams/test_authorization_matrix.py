@@ -159,6 +159,8 @@ MATRIX = {
     ("admin.audit", "GET"): ("/admin/audit?action=user", SITE_ADMIN, None),
     # Last: these end the visitor's membership or session.
     ("teams.leave", "POST"): ("/workspace/leave", WORKSPACE, {}),
+    ("auth.account", "GET"): ("/account", WORKSPACE, None),  # signed in; one's own sessions only
+    ("auth.logout_others", "POST"): ("/account/logout-others", WORKSPACE, {}),
     ("auth.logout", "POST"): ("/logout", PUBLIC, {}),  # to /login either way
 }
 NOT_IN_MATRIX = {("static", "GET")}  # public files

@@ -5,6 +5,7 @@ from datetime import date
 
 from flask import render_template, request
 
+from app.bounds import page_arg
 from app.admin import audit as log
 from app.admin.views import bp
 from app.web import is_htmx, site_admin_required
@@ -24,7 +25,7 @@ def audit():
                           target_type=request.args.get("target_type", "")[:40],
                           target_id=request.args.get("target_id", "")[:120],
                           since=_date("since"), until=_date("until"))
-    page = log.browse(flt, request.args.get("page", 1, type=int))
+    page = log.browse(flt, page_arg())
     context = dict(page=page, flt=flt, actions=log.actions(), target_types=log.target_types())
     if is_htmx():
         return render_template("admin/_audit_list.html", **context)

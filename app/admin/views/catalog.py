@@ -6,6 +6,7 @@ from datetime import date, timedelta
 from flask import Response, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
+from app.bounds import whole_number
 from app.admin.forms import ImportForm
 from app.admin.views import bp
 from app.auth.models import utcnow
@@ -45,7 +46,7 @@ def export_templates():
 
 def _period() -> tuple[date, date]:
     today = utcnow().date()
-    days = request.args.get("days", type=int)
+    days = request.args.get("days", type=whole_number)
     if days in (7, 30, 90, 365):
         return today - timedelta(days=days - 1), today
     try:

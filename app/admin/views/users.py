@@ -4,6 +4,7 @@ from __future__ import annotations
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
+from app.bounds import page_arg
 from app.admin import services
 from app.admin.forms import SizeWorkspaceForm
 from app.admin.views import bp
@@ -25,7 +26,7 @@ def _user_or_404(user_id: int) -> User:
 @site_admin_required
 def users():
     query, status = request.args.get("q", "")[:254], request.args.get("status", "")
-    page = services.search_users(query, status, request.args.get("page", 1, type=int))
+    page = services.search_users(query, status, page_arg())
     return render_template("admin/users.html", page=page, query=query, status=status)
 
 
@@ -80,7 +81,7 @@ def site_admin(user_id: int):
 @site_admin_required
 def workspaces():
     query = request.args.get("q", "")[:120]
-    page = services.search_workspaces(query, request.args.get("page", 1, type=int))
+    page = services.search_workspaces(query, page_arg())
     return render_template("admin/workspaces.html", page=page, query=query)
 
 
