@@ -1,7 +1,7 @@
 """login sessions: one row per logged-in browser, so sessions can end on the server
 
 Revision ID: 7d3f51c2a8e6
-Revises: 5c1e7a2b9d40
+Revises: 7b3d9e1f2a60
 Create Date: 2026-12-02 04:05:00
 
 Existing session cookies carry a bare user id, which no longer loads a user: everyone logs in
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 
 revision = '7d3f51c2a8e6'
-down_revision = '5c1e7a2b9d40'
+down_revision = '7b3d9e1f2a60'
 branch_labels = None
 depends_on = None
 
