@@ -25,7 +25,7 @@ import struct
 import sys
 from typing import Any, BinaryIO
 
-from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError, Undefined
+from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError, Undefined, meta, nodes
 from jinja2.runtime import Macro
 from jinja2.sandbox import SandboxedEnvironment, SecurityError
 
@@ -110,11 +110,21 @@ def template_line(exc: BaseException) -> int | None:
 
 
 def render(source: str, context: dict[str, Any], *, max_chars: int = MAX_RENDERED_CHARS,
-           cpu_seconds: float = 0, memory_mb: int = 0) -> dict[str, Any]:
-    """Render once: {"text": ...} or {"error": message, "line": n or None, "bound": name or None}."""
+           cpu_seconds: float = 0, memory_mb: int = 0, available: list[str] | None = None) -> dict[str, Any]:
+    """Render once: {"text": ...} or {"error": message, "line": n or None, "bound": name or None}.
+
+    With `available`, first refuse a variable used anywhere in the template that is
+    not among them. That check compiles the template, and Jinja's compiler folds
+    constant expressions (`{{ 'x'|center(10**9) }}`) by running them: it belongs
+    here, inside the bounds, like the render.
+    """
     env.call_depth = 0
     template = None
     try:
+        if available is not None:
+            unknown = _unknown_variable(source, set(available))
+            if unknown is not None:
+                return _error(f"unknown variable '{unknown[1]}'", unknown[0], None)
         template = _compiled(source)
         chunks, size = [], 0
         for chunk in template.generate(**context):
@@ -143,6 +153,16 @@ def render(source: str, context: dict[str, Any], *, max_chars: int = MAX_RENDERE
     except (TypeError, ValueError, ArithmeticError, LookupError, AttributeError) as exc:
         return _error(f"cannot render: {exc}", template_line(exc), None)
     return {"text": _ADDRESS.sub(OBJECT_PLACEHOLDER, text)}
+
+
+def _unknown_variable(source: str, available: set[str]) -> tuple[int, str] | None:
+    """The first (line, name) the template reads but nobody provides, in any branch."""
+    tree = env.parse(source)
+    unknown = meta.find_undeclared_variables(tree) - available - set(env.globals)
+    if not unknown:
+        return None
+    return min((node.lineno, node.name) for node in tree.find_all(nodes.Name)
+               if node.name in unknown and node.ctx == "load")
 
 
 _cache: dict[str, Any] = {}
@@ -205,7 +225,7 @@ def serve(requests: BinaryIO, answers: BinaryIO) -> None:
         signal.setitimer(signal.ITIMER_PROF, cpu)
         try:
             answer = render(request["source"], request["context"], max_chars=int(request["max_chars"]),
-                            cpu_seconds=cpu, memory_mb=memory_mb)
+                            cpu_seconds=cpu, memory_mb=memory_mb, available=request.get("available"))
         except _CpuTimeUp:  # fired between the render and here
             answer = _error(f"rendering took more than {cpu:g} s of CPU time (the limit)", None, "time")
         finally:

@@ -114,3 +114,15 @@ def test_printing_a_function_is_refused_not_shown_with_its_address(source):
 def test_an_object_inside_a_value_shows_as_a_placeholder(source):
     text = render_prompt(source, {})
     assert "0x" not in text and "[object]" in text, text
+
+
+def test_constant_expressions_are_not_evaluated_in_the_web_process():
+    # Jinja's compiler folds constants by running them: checking variables compiles,
+    # so it happens in the render worker, under the memory bound.
+    from app.catalog.schema import check_prompt
+
+    with pytest.raises(PromptError, match="MB of memory"):
+        check_prompt("{{ 'x'|center(2000000000) }} {{ product }}", [{"name": "product", "type": "text"}])
+    with pytest.raises(PromptError, match="unknown variable 'produtc'"):
+        check_prompt("{% if 0 %}{{ produtc }}{% endif %}{{ '%2000000000s'|format('x') }}",
+                     [{"name": "product", "type": "text"}])
