@@ -170,3 +170,21 @@ def test_other_users_write_while_a_hostile_preview_renders(app, author, monkeypa
     assert "s of CPU time (the limit)" in html.unescape(responses[0].get_data(as_text=True))
     with app.app_context():
         assert db.session.scalar(select(func.count()).select_from(Template).where(Template.slug == "launch-tweet")) == 0
+
+
+def test_a_stored_version_that_breaks_a_bound_cannot_be_published(app, author):
+    # A version saved before the bounds existed: written straight to the database.
+    assert author.post("/workspace/templates/new", data=editor_form(publish="1")).status_code == 302
+    template = template_by_slug(app, "launch-tweet")
+    with app.app_context():
+        from app.catalog.models import TemplateVersion
+        first = db.session.scalars(select(TemplateVersion).where(TemplateVersion.template_id == template.id)).one()
+        db.session.add(TemplateVersion(
+            template_id=template.id, number=2, fields=first.fields, output=first.output, message="old",
+            system_prompt=first.system_prompt, user_prompt=DOS_PAYLOADS["recursive macro"][0],
+            name=first.name, category=first.category, description=first.description, icon=first.icon))
+        db.session.commit()
+    response = author.post(f"/workspace/templates/{template.id}/versions/2/publish", follow_redirects=True)
+    page = html.unescape(response.get_data(as_text=True))
+    assert "Version 2 cannot be published" in page and "more than 50 deep (the limit)" in page
+    assert template_by_slug(app, "launch-tweet").published_version.number == 1
