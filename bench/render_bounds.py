@@ -47,6 +47,7 @@ def per_call_ms(func, repeat: int) -> float:
 def fresh_subprocess(source: str) -> None:
     process = subprocess.Popen([sys.executable, "-P", prompt_sandbox.__file__], stdin=subprocess.PIPE,
                                stdout=subprocess.PIPE)
+    read_message(process.stdout)  # ready
     write_message(process.stdin, {"source": source, "context": CONTEXT, "max_chars": 20000,
                                   "cpu_seconds": 1, "memory_mb": 128})
     read_message(process.stdout)

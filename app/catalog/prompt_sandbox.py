@@ -203,6 +203,7 @@ def _raise_time_up(_signum, _frame):
 
 
 def _limit_memory(memory_mb: int, baseline: int) -> None:
+    """At most `memory_mb` more than the worker uses between renders (RLIMIT_AS: MemoryError past it)."""
     limit = baseline + memory_mb * 1024 * 1024
     resource.setrlimit(resource.RLIMIT_AS, (limit, resource.RLIM_INFINITY))
 
@@ -215,13 +216,12 @@ def _address_space() -> int:
 def serve(requests: BinaryIO, answers: BinaryIO) -> None:
     """Answer render requests until stdin closes (the parent exited or retired this worker)."""
     signal.signal(signal.SIGPROF, _raise_time_up)
-    baseline = _address_space()
     while True:
         request = read_message(requests)
         if request is None:
             return
         cpu, memory_mb = float(request["cpu_seconds"]), int(request["memory_mb"])
-        _limit_memory(memory_mb, baseline)
+        _limit_memory(memory_mb, _address_space())
         signal.setitimer(signal.ITIMER_PROF, cpu)
         try:
             answer = render(request["source"], request["context"], max_chars=int(request["max_chars"]),
@@ -238,6 +238,7 @@ def main() -> None:
     os.nice(10)  # hostile renders yield the CPU to page requests
     sys.setrecursionlimit(600)
     env.from_string("{{ warm }}").render(warm=1)  # compile Jinja's lazy parts before the memory limit
+    write_message(sys.stdout.buffer, {"ready": True})  # start-up does not count against a render's time
     serve(sys.stdin.buffer, sys.stdout.buffer)
 
 

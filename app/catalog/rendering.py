@@ -33,6 +33,7 @@ from app.catalog.prompt_sandbox import MAX_RENDERED_CHARS, read_message, write_m
 __all__ = ["MAX_RENDERED_CHARS", "PromptError", "RenderBusy", "check_syntax", "render_prompt"]
 
 _env = prompt_sandbox.env
+STARTUP_SECONDS = 30  # a new worker's interpreter start, on a busy machine
 DEFAULT_LIMITS = {"RENDER_CPU_SECONDS": 1.0, "RENDER_WALL_SECONDS": 5.0, "RENDER_MEMORY_MB": 128,
                   "RENDER_WORKERS": 2}
 
@@ -106,12 +107,21 @@ class _Worker:
         self.process = subprocess.Popen(
             [sys.executable, "-P", prompt_sandbox.__file__], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             close_fds=True)
+        try:
+            self._answer(STARTUP_SECONDS)
+        except _WorkerLost:
+            self.stop(kill=True)
+            raise PromptError(f"the template renderer did not start within {STARTUP_SECONDS} s; try again",
+                              bound="busy") from None
 
     def ask(self, request: dict[str, Any], wall_seconds: float) -> dict[str, Any]:
         try:
             write_message(self.process.stdin, request)
         except OSError as exc:
             raise _WorkerLost() from exc
+        return self._answer(wall_seconds)
+
+    def _answer(self, wall_seconds: float) -> dict[str, Any]:
         ready, _, _ = select.select([self.process.stdout], [], [], wall_seconds)
         if not ready:
             raise _WorkerLost()
@@ -154,6 +164,9 @@ class RenderPool:
 
     def render(self, request: dict[str, Any], wall_seconds: float) -> dict[str, Any]:
         worker = self._acquire(wall_seconds)
+        while worker.process.poll() is not None:  # died while idle (killed from outside): start another
+            self._retire(worker)
+            worker = self._acquire(wall_seconds)
         try:
             answer = worker.ask(request, wall_seconds)
         except _WorkerLost:

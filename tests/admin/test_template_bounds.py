@@ -24,7 +24,9 @@ CUBE = ("{% for a in range(count) %}{% for b in range(count) %}{% for c in range
 
 @pytest.fixture(autouse=True)
 def quick_limits(app, monkeypatch):
+    """As in tests/catalog/test_render_bounds.py: CPU bound short, wall bound out of a busy machine's reach."""
     monkeypatch.setitem(app.config, "RENDER_CPU_SECONDS", 0.3)
+    monkeypatch.setitem(app.config, "RENDER_WALL_SECONDS", 60)
 
 
 @pytest.fixture
@@ -122,13 +124,17 @@ def _take_write_lock(path: str) -> None:
 
 @pytest.fixture
 def lock_probe(app, monkeypatch):
-    """Every render first checks that another connection can take the write lock right now."""
-    path = _sqlite_path(app)
+    """Every render first checks that the request has no open transaction and, on SQLite, that
+    another connection can take the write lock right now."""
+    with app.app_context():
+        path = db.engine.url.database if db.engine.dialect.name == "sqlite" else None
     renders = []
     real_render = rendering.RenderPool.render
 
     def probing_render(self, request, wall_seconds):
-        _take_write_lock(path)  # sqlite3.OperationalError "database is locked" if this request holds it
+        assert not db.session().in_transaction()
+        if path:
+            _take_write_lock(path)  # sqlite3.OperationalError "database is locked" if this request holds it
         renders.append(request["source"])
         return real_render(self, request, wall_seconds)
 
@@ -151,7 +157,7 @@ def test_preview_save_edit_test_run_and_submit_render_without_the_write_lock(app
 
 def test_other_users_write_while_a_hostile_preview_renders(app, author, monkeypatch):
     path = _sqlite_path(app)
-    monkeypatch.setitem(app.config, "RENDER_CPU_SECONDS", 1.0)
+    monkeypatch.setitem(app.config, "RENDER_CPU_SECONDS", 0.6)
     started = threading.Event()
     real_render = rendering.RenderPool.render
 

@@ -10,7 +10,7 @@ import os
 import pytest
 
 from app.catalog import rendering
-from app.catalog.rendering import PromptError, render_prompt
+from app.catalog.rendering import PromptError, RenderBusy, render_prompt
 
 GROW = "{% set ns = namespace(s='ab') %}{% for i in range(64) %}{% set ns.s = EXPR %}{% endfor %}{{ ns.s|length }}"
 
@@ -45,8 +45,10 @@ DOS_PAYLOADS = {
 
 @pytest.fixture(autouse=True)
 def quick_limits(monkeypatch):
-    """A shorter CPU bound so the loop payloads end sooner; the other bounds are the defaults."""
+    """A shorter CPU bound so the loop payloads end sooner, and a wall bound that a busy machine
+    cannot reach first (the worker is niced); memory and output bounds are the defaults."""
     monkeypatch.setitem(rendering.DEFAULT_LIMITS, "RENDER_CPU_SECONDS", 0.3)
+    monkeypatch.setitem(rendering.DEFAULT_LIMITS, "RENDER_WALL_SECONDS", 60)
 
 
 @pytest.mark.parametrize("name", DOS_PAYLOADS)
@@ -78,27 +80,24 @@ def test_a_render_that_does_not_answer_is_killed_at_the_wall_time(monkeypatch):
     assert render_prompt("Hello {{ who }}", {"who": "again"}) == "Hello again"
 
 
-def test_a_burst_waits_for_a_free_worker_and_then_is_refused_as_busy(monkeypatch):
+def test_a_render_waits_for_a_free_worker_and_then_is_refused_as_busy(monkeypatch):
     import threading
+    import time
 
-    monkeypatch.setitem(rendering.DEFAULT_LIMITS, "RENDER_CPU_SECONDS", 1.0)
-    monkeypatch.setitem(rendering.DEFAULT_LIMITS, "RENDER_WALL_SECONDS", 0.3)
     monkeypatch.setitem(rendering.DEFAULT_LIMITS, "RENDER_WORKERS", 1)
-    results: list[PromptError] = []
-
-    def hostile():
-        try:
-            render_prompt(DOS_PAYLOADS["nested loops over range"][0], {})
-        except PromptError as exc:
-            results.append(exc)
-
-    threads = [threading.Thread(target=hostile) for _ in range(3)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    bounds = sorted(exc.bound for exc in results)
-    assert len(bounds) == 3 and "busy" in bounds and "time" in bounds, results
+    pool = rendering._pool(1)
+    hostile = {"source": DOS_PAYLOADS["nested loops over range"][0], "context": {}, "max_chars": 20000,
+               "cpu_seconds": 60, "memory_mb": 128, "available": None}
+    answers = []
+    busy = threading.Thread(target=lambda: answers.append(pool.render(hostile, 1.5)))
+    busy.start()
+    while not (pool._started == 1 and pool._idle.empty()):
+        time.sleep(0.01)
+    with pytest.raises(RenderBusy, match="too many templates are rendering right now") as caught:
+        pool.render({**hostile, "source": "quick"}, 0.2)
+    assert caught.value.bound == "busy"
+    busy.join()
+    assert answers[0]["bound"] == "time"
 
 
 @pytest.mark.parametrize("source", ["{{ lipsum }}", "{{ range }}", "{{ ''.upper }}", "{{ namespace }}",
@@ -126,3 +125,14 @@ def test_constant_expressions_are_not_evaluated_in_the_web_process():
     with pytest.raises(PromptError, match="unknown variable 'produtc'"):
         check_prompt("{% if 0 %}{{ produtc }}{% endif %}{{ '%2000000000s'|format('x') }}",
                      [{"name": "product", "type": "text"}])
+
+
+def test_a_worker_killed_while_idle_is_replaced():
+    import signal
+
+    render_prompt("warm up", {})
+    pool = rendering._pool(rendering.DEFAULT_LIMITS["RENDER_WORKERS"])
+    for worker in list(pool._idle.queue):
+        os.kill(worker.process.pid, signal.SIGKILL)
+        worker.process.wait()
+    assert render_prompt("Hello {{ who }}", {"who": "there"}) == "Hello there"
