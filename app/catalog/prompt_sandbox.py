@@ -57,18 +57,19 @@ class _PromptSandbox(SandboxedEnvironment):
     call_depth = 0
 
     def call_binop(self, context, operator, left, right):
+        both_ints = isinstance(left, int) and isinstance(right, int)
         if operator == "**" and isinstance(right, (int, float)):
             if abs(right) > MAX_EXPONENT:
                 raise LimitExceeded(f"exponent too large (the limit is {MAX_EXPONENT})", "size")
-            if isinstance(left, int) and isinstance(right, int) and left.bit_length() * abs(right) > MAX_INT_BITS:
-                raise LimitExceeded(f"number too large (the limit is {MAX_INT_BITS} bits)", "size")
+            if both_ints:
+                _check_bits(left.bit_length() * abs(right))
         if operator == "*":
             for seq, count in ((left, right), (right, left)):
-                if isinstance(seq, (str, list, tuple)) and isinstance(count, int):
-                    if len(seq) * count > MAX_REPEAT_CHARS:
-                        raise LimitExceeded(f"repetition too large (the limit is {MAX_REPEAT_CHARS:,} characters)", "size")
-            if isinstance(left, int) and isinstance(right, int) and left.bit_length() + right.bit_length() > MAX_INT_BITS:
-                raise LimitExceeded(f"number too large (the limit is {MAX_INT_BITS} bits)", "size")
+                sized = isinstance(seq, (str, list, tuple)) and isinstance(count, int)
+                if sized and len(seq) * count > MAX_REPEAT_CHARS:
+                    raise LimitExceeded(f"repetition too large (the limit is {MAX_REPEAT_CHARS:,} characters)", "size")
+            if both_ints:
+                _check_bits(left.bit_length() + right.bit_length())
         return super().call_binop(context, operator, left, right)
 
     def call(__self, __context, __obj, *args, **kwargs):  # noqa: N805 (Jinja's signature)
@@ -81,6 +82,11 @@ class _PromptSandbox(SandboxedEnvironment):
             return super().call(__context, __obj, *args, **kwargs)
         finally:
             __self.call_depth -= 1
+
+
+def _check_bits(bits: int) -> None:
+    if bits > MAX_INT_BITS:
+        raise LimitExceeded(f"number too large (the limit is {MAX_INT_BITS} bits)", "size")
 
 
 def _finalize(value: Any) -> Any:

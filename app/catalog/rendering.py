@@ -78,7 +78,9 @@ def render_prompt(source: str, context: dict[str, Any], available: set[str] | fr
     limits = _limits()
     if has_app_context():
         from app.db_setup import release_write_lock
-        release_write_lock()
+        if not release_write_lock():
+            current_app.logger.warning("rendering a template inside a transaction that already wrote: "
+                                       "it keeps its locks for up to RENDER_WALL_SECONDS")
     request = {"source": source, "context": context, "max_chars": MAX_RENDERED_CHARS,
                "cpu_seconds": limits["RENDER_CPU_SECONDS"], "memory_mb": limits["RENDER_MEMORY_MB"],
                "available": sorted(available) if available is not None else None}

@@ -84,7 +84,8 @@ def test_inputs_that_only_trigger_a_bound_at_submit_get_a_4xx_and_are_not_charge
                                                                                    message):
     response = author.post("/workspace/templates/new", data=_counted_form(user_prompt=user_prompt, publish="1"))
     assert response.status_code == 302, response.get_data(as_text=True)[:3000]
-    response = author.post("/write/launch-tweet", data=form_data(app, "launch-tweet", 1, f_count=count, f_product="x" * 100))
+    inputs = form_data(app, "launch-tweet", 1, f_count=count, f_product="x" * 100)
+    response = author.post("/write/launch-tweet", data=inputs)
     assert response.status_code == 422
     page = html.unescape(response.get_data(as_text=True))
     assert "goes past a limit, so nothing was generated or charged" in page and message in page
@@ -194,3 +195,19 @@ def test_a_stored_version_that_breaks_a_bound_cannot_be_published(app, author):
     page = html.unescape(response.get_data(as_text=True))
     assert "Version 2 cannot be published" in page and "more than 50 deep (the limit)" in page
     assert template_by_slug(app, "launch-tweet").published_version.number == 1
+
+
+def test_regenerate_with_a_newer_version_that_these_inputs_push_past_a_bound_is_refused(app, author):
+    form = _counted_form(user_prompt="Announce {{ product }} {{ count }} times.", publish="1")
+    assert author.post("/workspace/templates/new", data=form).status_code == 302
+    response = author.post("/write/launch-tweet", data=form_data(app, "launch-tweet", 1, f_count="1000"))
+    assert response.status_code == 302
+    generation_id = int(response.headers["Location"].rsplit("/", 1)[-1])
+    template = template_by_slug(app, "launch-tweet")
+    assert author.post(f"/workspace/templates/{template.id}/edit", data=_counted_form(publish="1")).status_code == 302
+
+    response = author.post(f"/generations/{generation_id}/regenerate", follow_redirects=True)
+    assert response.status_code == 200  # was a 500
+    assert "goes past a limit, so nothing was generated or charged" in html.unescape(response.get_data(as_text=True))
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(Generation)) == 1
