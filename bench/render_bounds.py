@@ -8,6 +8,7 @@
 2. Latency of "page work" (rendering a small Jinja page in a thread of this process) while
    four hostile templates render at once: in-process threads (the GIL is shared with the
    page) versus the worker pool (separate, niced processes).
+3. GET /templates through the app while 7 users preview a hostile template non-stop.
 Figures go to stdout; ARCHITECTURE.md ("Bounds on prompt templates") quotes them.
 """
 from __future__ import annotations
@@ -121,5 +122,74 @@ def main() -> None:
         print(f"  {name:20} {median:8.2f} / {p95:8.2f}")
 
 
+def pages_while_hostile_previews(hostile_users: int = 7, seconds: float = 8.0) -> None:
+    """The issue's scenario in one web process: GET /templates while users POST hostile previews."""
+    import os
+    import tempfile
+
+    from flask_migrate import upgrade
+
+    from workers import embedded_redis
+
+    workdir = tempfile.mkdtemp(prefix="render-bench-")
+    redis_process, redis_url = embedded_redis.start(workdir=workdir)
+    os.environ.update(DATABASE_URL=f"sqlite:///{workdir}/bench.db", REDIS_URL=redis_url, SECRET_KEY="bench")
+    try:
+        from app import create_app
+        from app.auth import services as accounts
+        from app.catalog.services import seed_templates
+        from app.extensions import db
+
+        app = create_app({"WTF_CSRF_ENABLED": False, "RATELIMIT_ENABLED": False})
+        with app.app_context():
+            upgrade(directory=str(Path(__file__).resolve().parent.parent / "migrations"))
+            seed_templates()
+            for n in range(hostile_users + 1):
+                accounts.sign_up(f"user{n}@example.com", "correct-horse-battery")
+            db.session.remove()
+
+        def client(n: int):
+            c = app.test_client()
+            c.post("/login", data={"email": f"user{n}@example.com", "password": "correct-horse-battery"})
+            return c
+
+        reader = client(0)
+        form = {"name": "Bench", "slug": "bench", "category": "Social", "icon": "rocket",
+                "fields-0-name": "topic", "fields-0-label": "Topic", "fields-0-type": "text",
+                "fields-0-sample": "x", "system_prompt": "Hi", "user_prompt": HOSTILE,
+                "output-variants": "1", "output-format": "single"}
+
+        def measure(during: bool) -> tuple[float, float]:
+            stop = time.monotonic() + seconds
+
+            def hostile(n: int):
+                c = client(n)
+                while time.monotonic() < stop:
+                    c.post("/workspace/templates/preview", data=form)
+
+            threads = [threading.Thread(target=hostile, args=(n + 1,)) for n in range(hostile_users)] if during else []
+            for thread in threads:
+                thread.start()
+            samples = []
+            while time.monotonic() < stop:
+                start = time.perf_counter()
+                assert reader.get("/templates").status_code == 200
+                samples.append((time.perf_counter() - start) * 1000)
+            for thread in threads:
+                thread.join()
+            samples.sort()
+            return statistics.median(samples), samples[int(len(samples) * 0.95)]
+
+        print(f"GET /templates in the same process, alone and with {hostile_users} users previewing a hostile "
+              "template non-stop, median / p95 ms:")
+        for label, during in (("alone", False), ("hostile previews", True)):
+            median, p95 = measure(during)
+            print(f"  {label:20} {median:8.1f} / {p95:8.1f}")
+    finally:
+        redis_process.terminate()
+        redis_process.wait(10)
+
+
 if __name__ == "__main__":
     main()
+    pages_while_hostile_previews()
