@@ -29,6 +29,7 @@ from jinja2 import TemplateSyntaxError
 
 from app.catalog import prompt_sandbox
 from app.catalog.prompt_sandbox import MAX_RENDERED_CHARS, read_message, write_message
+from app.db_setup import release_write_lock
 
 __all__ = ["MAX_RENDERED_CHARS", "PromptError", "RenderBusy", "check_syntax", "render_prompt"]
 
@@ -76,11 +77,9 @@ def render_prompt(source: str, context: dict[str, Any], available: set[str] | fr
     compiling and rendering happen in a render worker (see prompt_sandbox.render).
     """
     limits = _limits()
-    if has_app_context():
-        from app.db_setup import release_write_lock
-        if not release_write_lock():
-            current_app.logger.warning("rendering a template inside a transaction that already wrote: "
-                                       "it keeps its locks for up to RENDER_WALL_SECONDS")
+    if has_app_context() and not release_write_lock():
+        current_app.logger.warning("rendering a template inside a transaction that already wrote: "
+                                   "it keeps its locks for up to RENDER_WALL_SECONDS")
     request = {"source": source, "context": context, "max_chars": MAX_RENDERED_CHARS,
                "cpu_seconds": limits["RENDER_CPU_SECONDS"], "memory_mb": limits["RENDER_MEMORY_MB"],
                "available": sorted(available) if available is not None else None}
