@@ -242,6 +242,7 @@ def serve(requests: BinaryIO, answers: BinaryIO) -> None:
 
 def main() -> None:
     os.nice(10)  # hostile renders yield the CPU to page requests
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C on `make run` reaches the group: exit with the parent
     sys.setrecursionlimit(600)
     env.from_string("{{ warm }}").render(warm=1)  # compile Jinja's lazy parts before the memory limit
     write_message(sys.stdout.buffer, {"ready": True})  # start-up does not count against a render's time
