@@ -91,6 +91,11 @@ def load() -> dict:
         "SMTP_STARTTLS": _bool("SMTP_STARTTLS", True),
         "MAIL_OUTBOX": os.environ.get("MAIL_OUTBOX") or str(INSTANCE / "outbox"),
         "PASSWORD_RESET_MAX_AGE": _int("PASSWORD_RESET_MAX_AGE", 3600),
+        # Untrusted prompt templates render in worker processes with these bounds (app/catalog/rendering.py).
+        "RENDER_CPU_SECONDS": _float("RENDER_CPU_SECONDS", 1.0),
+        "RENDER_WALL_SECONDS": _float("RENDER_WALL_SECONDS", 5.0),
+        "RENDER_MEMORY_MB": _int("RENDER_MEMORY_MB", 128),
+        "RENDER_WORKERS": _int("RENDER_WORKERS", 2),
         # Web
         "RATELIMIT_ENABLED": _bool("RATELIMIT_ENABLED", True),
         "RATELIMIT_STORAGE_URI": os.environ.get("RATELIMIT_STORAGE_URI") or redis_url,

@@ -6,7 +6,7 @@ from typing import Any
 
 from app.bounds import DB_INT_MAX
 from app.catalog.models import CATEGORIES
-from app.catalog.rendering import PromptError, check_syntax, check_variables, render_prompt
+from app.catalog.rendering import PromptError, check_syntax, render_prompt
 
 FIELD_TYPES = ("text", "textarea", "select", "number")
 FORMATS = ("single", "list")
@@ -130,8 +130,8 @@ def validate_llm(llm: Any, where: str) -> dict[str, Any] | None:
 def check_prompt(source: str, fields: list[dict[str, Any]], context: dict[str, Any] | None = None) -> str:
     """Parse, look for unknown variables, and render with sample values; PromptError if any fails."""
     check_syntax(source)
-    check_variables(source, {f["name"] for f in fields} | set(CONTEXT_VARIABLES))
-    return render_prompt(source, context if context is not None else sample_context(fields))
+    return render_prompt(source, context if context is not None else sample_context(fields),
+                         available={f["name"] for f in fields} | set(CONTEXT_VARIABLES))
 
 
 def sample_context(fields: list[dict[str, Any]]) -> dict[str, Any]:

@@ -18,7 +18,8 @@ from sqlalchemy import func, select
 from app.admin import audit
 from app.auth.models import User
 from app.catalog.models import Template, TemplateVersion
-from app.catalog.schema import validate_template_data
+from app.catalog.rendering import PromptError
+from app.catalog.schema import check_prompt, validate_template_data
 from app.extensions import db
 
 # The data-format keys in the order they are written (export, diff).
@@ -196,9 +197,20 @@ def publish(template: Template, version: TemplateVersion, actor: User | None) ->
         abort(404)
     if template.published_version_id == version.id:
         raise EditorError(f"Version {version.number} is already published.")
+    _check_renders(version)
     action = _publish(template, version, actor)
     db.session.commit()
     return action
+
+
+def _check_renders(version: TemplateVersion) -> None:
+    """A version saved before today's render bounds (or import rules) may not render within them: not published."""
+    for key, label in (("system_prompt", "system"), ("user_prompt", "user")):
+        try:
+            check_prompt(getattr(version, key), version.fields)
+        except PromptError as exc:
+            raise EditorError(f"Version {version.number} cannot be published: its {label} prompt does not render "
+                              f"({exc}). Save a corrected version instead.") from exc
 
 
 def unpublish(template: Template, actor: User | None) -> None:

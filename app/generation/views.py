@@ -7,7 +7,7 @@ from flask_login import current_user
 
 from app.billing.services import has_feature
 from app.brand.views import voices_of
-from app.catalog.rendering import PromptError
+from app.catalog.rendering import PromptError, RenderBusy
 from app.catalog.services import get_published
 from app.extensions import db, limiter
 from app.generation import services
@@ -54,6 +54,18 @@ def _quota_message(exc: QuotaExceeded) -> str:
             f"and this needs {exc.requested}. Ask for fewer variants.")
 
 
+def _prompt_message(slug: str, exc: PromptError) -> tuple[str, int]:
+    """What the marketer reads when the prompts did not render: their inputs, a busy moment, or a broken template."""
+    if isinstance(exc, RenderBusy):
+        return "Too many templates are being prepared right now. Try again in a moment; nothing was charged.", 503
+    if exc.bound is not None:
+        current_app.logger.warning("template %s refused these inputs: %s", slug, exc)
+        return (f"With these inputs the template goes past a limit, so nothing was generated or charged: {exc}. "
+                "Try shorter or smaller inputs, or ask the template's author."), 422
+    current_app.logger.error("template %s does not render: %s", slug, exc)
+    return "This template is broken right now and could not be used. Nothing was charged.", 422
+
+
 @bp.route("/write/<slug>", methods=["GET", "POST"])
 @workspace_required
 @limiter.limit("60 per minute", methods=["POST"])
@@ -80,9 +92,8 @@ def write(slug: str):
             flash(NO_SEAT_MESSAGE, "error")
             status = 402
         except PromptError as exc:
-            current_app.logger.error("template %s does not render: %s", slug, exc)
-            flash("This template is broken right now and could not be used. Nothing was charged.", "error")
-            status = 422
+            message, status = _prompt_message(slug, exc)
+            flash(message, "error")
         else:
             return redirect(url_for("generation.show", generation_id=generation.id))
     elif form.is_submitted():
@@ -158,6 +169,9 @@ def regenerate(generation_id: int):
         return htmx_redirect(url_for("generation.show", generation_id=generation.id))
     except QuotaExceeded as exc:
         flash(_quota_message(exc), "error")
+        return htmx_redirect(url_for("generation.show", generation_id=generation.id))
+    except PromptError as exc:
+        flash(_prompt_message(generation.template.slug, exc)[0], "error")
         return htmx_redirect(url_for("generation.show", generation_id=generation.id))
     return htmx_redirect(url_for("generation.show", generation_id=new.id))
 
@@ -242,5 +256,8 @@ def more(variant_id: int):
         return htmx_redirect(url_for("generation.show", generation_id=variant.generation_id))
     except QuotaExceeded as exc:
         flash(_quota_message(exc), "error")
+        return htmx_redirect(url_for("generation.show", generation_id=variant.generation_id))
+    except PromptError as exc:
+        flash(_prompt_message(variant.generation.template.slug, exc)[0], "error")
         return htmx_redirect(url_for("generation.show", generation_id=variant.generation_id))
     return htmx_redirect(url_for("generation.show", generation_id=new.id))

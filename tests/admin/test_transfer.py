@@ -72,6 +72,8 @@ def test_import_creates_and_publishes_new_templates(app, admin_client, client, l
     ({"user_prompt": "Write {{ product "}, "user_prompt: line 1"),
     ({"user_prompt": "Write {{ productt }}"}, "unknown variable &#39;productt&#39;"),
     ({"system_prompt": "{{ cycler.__init__.__globals__ }}"}, "not allowed in a template"),
+    ({"user_prompt": "{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}"}, "more than 50 deep (the limit)"),
+    ({"system_prompt": "{{ 'x'|center(2000000000) }}"}, "MB of memory (the limit)"),
     ({"slug": "x-post"}, "a template with slug &#39;x-post&#39; already exists"),
 ])
 def test_a_bad_file_imports_nothing(app, admin_client, bad, message):
