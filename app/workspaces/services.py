@@ -293,8 +293,12 @@ def max_cap(workspace: Workspace) -> int:
 
 
 def set_cap(actor: Membership, target: Membership, cap: int | None) -> None:
+    """Cap a member's quota. The owner's own quota is the owner's alone: admins cannot
+    cap it (as they cannot change the owner's role or remove them)."""
     if not actor.can_manage:
         raise TeamError("Only the owner and admins can set caps.")
+    if target.role == "owner" and actor.role != "owner":
+        raise TeamError("Only the owner can cap the owner's quota.")
     if cap is not None:
         if cap < 0:
             raise TeamError("A cap cannot be negative.")
