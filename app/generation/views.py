@@ -34,6 +34,9 @@ def _variant_or_404(variant_id: int) -> Variant:
 
 def _quota_message(exc: QuotaExceeded) -> str:
     whose = "Your workspace's shared pool has" if exc.scope == "pool" else "You have"
+    if g.workspace.seat_quota == 0 and g.workspace.plan == "free":
+        return ("This workspace has no Free generations: the Free allowance comes with your personal "
+                "workspace only. Choose a plan in Billing to generate here, or switch to your personal workspace.")
     if exc.remaining == 0:
         return (f"{whose} no generations left this period. It renews at the start of the next period; "
                 "a workspace owner can add seats.")

@@ -94,7 +94,7 @@ def member_cap(workspace: Workspace, user_id: int) -> int | None:
 
 def limits_for(workspace: Workspace, user_id: int) -> list[Limit]:
     """The ledgers a member's generation must fit in, with their allowances now."""
-    per_seat = workspace.generations_per_seat
+    per_seat = workspace.seat_quota
     cap = member_cap(workspace, user_id)
     if workspace.quota_mode == "pooled":
         limits = [Limit("pool", workspace.seats * per_seat)]

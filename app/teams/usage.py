@@ -117,7 +117,7 @@ def build(workspace: Workspace, period_start: date | None = None, only_user_id: 
     days = (end - start).days
     daily = [(start + timedelta(days=i), per_day.get(start + timedelta(days=i), 0)) for i in range(days)]
     pooled = workspace.quota_mode == "pooled"
-    allowance = workspace.seats * workspace.generations_per_seat
+    allowance = workspace.seats * workspace.seat_quota
     return UsageReport(start, end, members, templates, daily, sum(per_day.values()), allowance, pooled, periods)
 
 

@@ -299,7 +299,9 @@ def create():
     workspace = teams.create_workspace(current_user, form.name.data)
     db.session.commit()
     teams.switch(current_user, workspace.id)
-    flash(f"Created {workspace.name}. Invite your team from Members.", "success")
+    flash(f"Created {workspace.name}. Invite your team from Members. It starts with no Free generations "
+          "(your Free allowance stays with your personal workspace): choose a plan in Billing to generate here.",
+          "success")
     return redirect(url_for("teams.members"))
 
 
