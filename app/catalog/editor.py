@@ -13,6 +13,7 @@ from flask import Blueprint, Response, abort, flash, g, redirect, render_templat
 from flask_login import current_user
 from rq.job import JobStatus
 
+from app.admin import model_policy
 from app.catalog import editor_form, tasks, versions
 from app.catalog.models import Template
 from app.catalog.schema import TemplateDataError
@@ -37,9 +38,12 @@ WORKSPACE = Scope("workspace_templates", "Workspace templates",
 def _page(scope: Scope, template: Template | None, state: editor_form.EditorState,
           errors: list[str] | None = None, status: int = 200, base_version=None):
     preview, _fields = editor_form.preview(state)
+    workspace_scope = scope.workspace_id() is not None
     return render_template(
         "catalog/editor/edit.html", scope=scope, template=template, state=state, preview=preview,
         errors=errors or [], icons=ICONS, base_version=base_version, **editor_form.choices(),
+        allowed_models=model_policy.allowed_models() if workspace_scope else None,
+        default_ceiling=model_policy.ceiling(None),
     ), status
 
 
@@ -137,6 +141,12 @@ def make_blueprint(scope: Scope, url_prefix: str) -> Blueprint:
                                        f"{k.replace('_', ' ').capitalize()}: {e}" for k, e in result.errors.items()
                                    ])
         llm = data.get("llm") or {}
+        if scope.workspace_id() is not None:
+            try:
+                model_policy.check_workspace_llm(llm)
+            except model_policy.ModelNotAllowed as exc:
+                return render_template("catalog/editor/_test_run.html", scope=scope, job=None, result=None,
+                                       errors=[str(exc)])
         variants = data["output"]["variants"] if isinstance(data["output"]["variants"], int) else 1
         payload = {"system_prompt": result.system, "user_prompt": result.user,
                    "format": data["output"]["format"], "max_chars": data["output"]["max_chars"],

@@ -13,6 +13,7 @@ from app.generation import services
 from app.generation.forms import build_generate_form, template_fields, values_from
 from app.generation.models import Generation, Variant
 from app.generation.streams import iter_sse, partial_texts
+from app.admin.model_policy import ModelNotAllowed
 from app.quota.services import QuotaExceeded
 from app.web import htmx_redirect, is_htmx, workspace_required
 from app.workspaces.services import get_in_workspace_or_404, variant_in_workspace_or_404
@@ -30,6 +31,10 @@ def _generation_or_404(generation_id: int) -> Generation:
 
 def _variant_or_404(variant_id: int) -> Variant:
     return variant_in_workspace_or_404(variant_id, g.workspace.id)
+
+
+def _refusal_message(exc: QuotaExceeded | ModelNotAllowed) -> str:
+    return str(exc) if isinstance(exc, ModelNotAllowed) else _quota_message(exc)
 
 
 def _quota_message(exc: QuotaExceeded) -> str:
@@ -69,6 +74,9 @@ def write(slug: str):
         except services.NoSeat:
             flash(NO_SEAT_MESSAGE, "error")
             status = 402
+        except ModelNotAllowed as exc:
+            flash(f"{exc} Nothing was charged; ask a workspace admin to update this template.", "error")
+            status = 422
         except PromptError as exc:
             current_app.logger.error("template %s does not render: %s", slug, exc)
             flash("This template is broken right now and could not be used. Nothing was charged.", "error")
@@ -144,8 +152,8 @@ def regenerate(generation_id: int):
     except services.NoSeat:
         flash(NO_SEAT_MESSAGE, "error")
         return htmx_redirect(url_for("generation.show", generation_id=generation.id))
-    except QuotaExceeded as exc:
-        flash(_quota_message(exc), "error")
+    except (QuotaExceeded, ModelNotAllowed) as exc:
+        flash(_refusal_message(exc), "error")
         return htmx_redirect(url_for("generation.show", generation_id=generation.id))
     return htmx_redirect(url_for("generation.show", generation_id=new.id))
 
@@ -226,7 +234,7 @@ def more(variant_id: int):
     except services.NoSeat:
         flash(NO_SEAT_MESSAGE, "error")
         return htmx_redirect(url_for("generation.show", generation_id=variant.generation_id))
-    except QuotaExceeded as exc:
-        flash(_quota_message(exc), "error")
+    except (QuotaExceeded, ModelNotAllowed) as exc:
+        flash(_refusal_message(exc), "error")
         return htmx_redirect(url_for("generation.show", generation_id=variant.generation_id))
     return htmx_redirect(url_for("generation.show", generation_id=new.id))
