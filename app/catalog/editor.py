@@ -167,13 +167,16 @@ def make_blueprint(scope: Scope, url_prefix: str) -> Blueprint:
                                    errors=errors + result.field_errors + [
                                        f"{k.replace('_', ' ').capitalize()}: {e}" for k, e in result.errors.items()
                                    ])
-        llm = data.get("llm") or {}
+        llm = dict(data.get("llm") or {})
         if scope.workspace_id() is not None:
             try:
                 model_policy.check_workspace_llm(llm)
             except model_policy.ModelNotAllowed as exc:
                 return render_template("catalog/editor/_test_run.html", scope=scope, job=None, result=None,
                                        errors=[str(exc)])
+            # An empty max tokens means the site default, which may be above this model's ceiling.
+            llm["max_tokens"] = model_policy.settings_for(scope.workspace_id(), llm.get("model"),
+                                                          llm.get("max_tokens")).max_tokens
         payload = {"system_prompt": result.system, "user_prompt": result.user,
                    "format": data["output"]["format"], "max_chars": data["output"]["max_chars"],
                    "variants": _test_run_variants(state), "model": llm.get("model"),

@@ -109,3 +109,12 @@ def test_generation_time_clamps_tokens_and_refuses_a_model_that_left_the_list(ap
     assert template_by_slug(app, "team-tweet").published_version.number == 2
     with app.app_context():
         assert db.session.get(Template, template.id).published_version.model is None
+
+
+def test_a_workspace_test_run_with_the_default_model_stays_within_its_ceiling(app, team, admin_client, run_worker,
+                                                                              fake_llm):
+    _allow(admin_client, "fake-model 64")  # the site default model (OPENAI_MODEL in tests), listed lower
+    owner = team.client("owner@example.com")
+    owner.post("/workspace/templates/test-run", data=editor_form())
+    run_worker()
+    assert {r["json"]["max_tokens"] for r in fake_llm.chat_requests} == {64}
