@@ -11,6 +11,7 @@ from app.billing import services as billing
 from app.extensions import db
 from app.generation.models import Generation
 from app.workspaces.models import Membership, Workspace
+from tests.admin.conftest import admin_client  # noqa: F401  (a fixture)
 from tests.generation.helpers import form_data, submit
 
 
@@ -21,7 +22,7 @@ def _new_workspace(client, app, user_id: int, name: str) -> int:
             Membership.user_id == user_id, Workspace.name == name)).one()
 
 
-def test_new_free_workspaces_start_empty(app, client, login, run_worker):
+def test_new_free_workspaces_start_empty(app, client, login, admin_client, run_worker):
     user_id = login("free@example.com")
     for _ in range(4):
         submit(client, app, "x-post", 5)  # the personal workspace's 20
@@ -35,6 +36,8 @@ def test_new_free_workspaces_start_empty(app, client, login, run_worker):
         assert "0 generations per seat" in page
     with app.app_context():
         assert db.session.scalar(select(func.count(Generation.id))) == 4
+    assert "none while on Free" in admin_client.get(f"/admin/workspaces/{workspace_id}").get_data(as_text=True)
+    with app.app_context():
         # Falling back to Free (the way billing applies it) does not refill it either;
         # a paid plan brings the plan's quota.
         workspace = db.session.get(Workspace, workspace_id)
