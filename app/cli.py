@@ -37,9 +37,11 @@ def register_cli(app: Flask) -> None:
     @app.cli.command("recover")
     @click.option("--older-than", default=900, show_default=True, help="seconds")
     def recover(older_than: int) -> None:
-        """Fail and refund generations whose job was lost (queued/running too long)."""
+        """Fail and refund generations and test runs whose job was lost (queued/running too long)."""
+        from app.catalog.tasks import recover_stale_test_runs
         from app.generation.tasks import recover_stale
         click.echo(f"recovered {recover_stale(older_than)} generation(s)")
+        click.echo(f"recovered {recover_stale_test_runs(older_than)} test run(s)")
 
     @app.cli.command("set-seats")
     @click.argument("workspace_id", type=int)

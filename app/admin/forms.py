@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
-from wtforms import BooleanField, StringField
+from wtforms import BooleanField, StringField, TextAreaField
 from wtforms.validators import InputRequired, Length, NumberRange, Optional, Regexp
 
 from app.bounds import WholeNumberField
@@ -24,6 +24,13 @@ class SizeWorkspaceForm(FlaskForm):
 class LLMSettingsForm(FlaskForm):
     default_model = StringField("Default model", validators=[Optional(), Length(max=120)],
                                 description="Leave empty to use OPENAI_MODEL from the environment.")
+
+
+class WorkspaceModelsForm(FlaskForm):
+    models = TextAreaField(
+        "Models workspace templates may use", validators=[Optional(), Length(max=10_000)], render_kw={"rows": 5},
+        description="One a line: the model name and its max-tokens ceiling, e.g. 'gpt-4o-mini 1000'. "
+                    "Empty: workspace templates use only the site default model, up to LLM_MAX_TOKENS.")
 
 
 class ImportForm(FlaskForm):

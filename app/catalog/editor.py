@@ -14,11 +14,13 @@ from flask_login import current_user
 from rq.job import JobStatus
 
 from app.bounds import whole_number
+from app.admin import model_policy
 from app.catalog import editor_form, tasks, versions
 from app.catalog.models import Template
 from app.catalog.schema import TemplateDataError
 from app.catalog.services import ICONS
 from app.extensions import db, limiter
+from app.quota.services import QuotaExceeded
 from app.web import manager_required, site_admin_required, workspace_required
 
 
@@ -38,10 +40,38 @@ WORKSPACE = Scope("workspace_templates", "Workspace templates",
 def _page(scope: Scope, template: Template | None, state: editor_form.EditorState,
           errors: list[str] | None = None, status: int = 200, base_version=None):
     preview, _fields = editor_form.preview(state)
+    workspace_scope = scope.workspace_id() is not None
     return render_template(
         "catalog/editor/edit.html", scope=scope, template=template, state=state, preview=preview,
         errors=errors or [], icons=ICONS, base_version=base_version, **editor_form.choices(),
+        allowed_models=model_policy.allowed_models() if workspace_scope else None,
+        default_ceiling=model_policy.ceiling(None), cost=_test_run_cost(scope, state),
     ), status
+
+
+def _test_run_variants(state: editor_form.EditorState) -> int:
+    """How many variants a test run of this draft asks for: its default variant count, 1 to 5."""
+    try:
+        return max(1, min(int(state.output.get("variants") or 3), 5))
+    except ValueError:
+        return 3
+
+
+def _test_run_cost(scope: Scope, state: editor_form.EditorState) -> tuple[int, int] | None:
+    """(generations a test run uses, generations left) for a workspace author; None when free."""
+    if scope.workspace_id() is None:
+        return None
+    return tasks.test_run_cost(g.workspace, current_user.id, _test_run_variants(state))
+
+
+def _refusal(exc: QuotaExceeded | tasks.NoSeat, needed: int) -> str:
+    if isinstance(exc, tasks.NoSeat):
+        return ("You are not in one of this workspace's seats, so you have no generations to test-run with. "
+                "Ask the owner to add seats.")
+    whose = "Your workspace's shared pool has" if exc.scope == "pool" else "You have"
+    left = "no generations" if exc.remaining == 0 else f"only {exc.remaining} generation{'s' if exc.remaining != 1 else ''}"
+    return (f"{whose} {left} left this period, and this test run needs {needed} (one per variant, charged like a "
+            "generation). Lower the draft's variant count, or wait for the next period. Nothing was sent.")
 
 
 def _save(scope: Scope, template: Template | None, state: editor_form.EditorState):
@@ -122,7 +152,8 @@ def make_blueprint(scope: Scope, url_prefix: str) -> Blueprint:
         state = editor_form.from_form(request.form)
         result, _ = editor_form.preview(state)
         # 200 even with errors: htmx swaps only successful responses, and the errors are the content.
-        return render_template("catalog/editor/_preview.html", scope=scope, state=state, preview=result, oob=True)
+        return render_template("catalog/editor/_preview.html", scope=scope, state=state, preview=result, oob=True,
+                               cost=_test_run_cost(scope, state))
 
     @bp.route("/test-run", methods=["POST"])
     @scope.guard
@@ -137,13 +168,28 @@ def make_blueprint(scope: Scope, url_prefix: str) -> Blueprint:
                                    errors=errors + result.field_errors + [
                                        f"{k.replace('_', ' ').capitalize()}: {e}" for k, e in result.errors.items()
                                    ])
-        llm = data.get("llm") or {}
-        variants = data["output"]["variants"] if isinstance(data["output"]["variants"], int) else 1
+        llm = dict(data.get("llm") or {})
+        if scope.workspace_id() is not None:
+            try:
+                model_policy.check_workspace_llm(llm)
+            except model_policy.ModelNotAllowed as exc:
+                return render_template("catalog/editor/_test_run.html", scope=scope, job=None, result=None,
+                                       errors=[str(exc)])
+            # An empty max tokens means the site default, which may be above this model's ceiling.
+            llm["max_tokens"] = model_policy.settings_for(scope.workspace_id(), llm.get("model"),
+                                                          llm.get("max_tokens")).max_tokens
         payload = {"system_prompt": result.system, "user_prompt": result.user,
                    "format": data["output"]["format"], "max_chars": data["output"]["max_chars"],
-                   "variants": max(1, min(variants, 5)), "model": llm.get("model"),
+                   "variants": _test_run_variants(state), "model": llm.get("model"),
                    "temperature": llm.get("temperature"), "max_tokens": llm.get("max_tokens")}
-        job_id = tasks.enqueue(payload, user_id=current_user.id, scope=scope.bp)
+        if scope.workspace_id() is None:  # a site admin's test run of a site template is free
+            job_id = tasks.enqueue(payload, user_id=current_user.id, scope=scope.bp)
+        else:
+            try:
+                job_id = tasks.start_charged(payload, workspace=g.workspace, user_id=current_user.id, scope=scope.bp)
+            except (QuotaExceeded, tasks.NoSeat) as exc:
+                return render_template("catalog/editor/_test_run.html", scope=scope, job=None, result=None,
+                                       errors=[_refusal(exc, payload["variants"])]), 402
         return render_template("catalog/editor/_test_run.html", scope=scope, job_id=job_id, status="queued",
                                result=None, errors=[]), 202
 
@@ -157,6 +203,8 @@ def make_blueprint(scope: Scope, url_prefix: str) -> Blueprint:
         result, errors = None, []
         if status == JobStatus.FINISHED:
             result = job.return_value()
+            if result.get("cancelled"):
+                result, errors = None, ["This test run was stopped before it reached the model; it was not charged."]
         elif status in (JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED):
             errors = ["The test run failed on the worker. Queue health in the admin console shows the error."]
         return render_template("catalog/editor/_test_run.html", scope=scope, job_id=job_id,

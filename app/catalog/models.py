@@ -86,3 +86,24 @@ class TemplateVersion(db.Model):
         values = {"model": self.model, "temperature": self.temperature, "max_tokens": self.max_tokens}
         values = {k: v for k, v in values.items() if v is not None}
         return values or None
+
+
+class TestRun(db.Model):
+    """A workspace author's test run of a draft: who ran it where, and how many variants it asked for.
+
+    It exists so the run can be charged like a generation: its QuotaCharges are keyed by
+    this id (unique per ledger), so settling or refunding it twice moves nothing.
+    Site admins' test runs of site templates are free and leave no row.
+    """
+
+    __tablename__ = "test_runs"
+    __test__ = False  # not a pytest class
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[str] = mapped_column(String(60), unique=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), index=True)
+    variant_count: Mapped[int]
+    status: Mapped[str] = mapped_column(String(20), default="queued")  # queued|running|succeeded|failed
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
+    finished_at: Mapped[datetime | None]

@@ -15,7 +15,7 @@ import yaml
 from flask import abort
 from sqlalchemy import func, select
 
-from app.admin import audit
+from app.admin import audit, model_policy
 from app.auth.models import User
 from app.catalog.models import Template, TemplateVersion
 from app.catalog.rendering import PromptError
@@ -29,6 +29,16 @@ KEY_ORDER = ("slug", "name", "category", "description", "icon", "fields", "outpu
 
 class EditorError(Exception):
     """A change that cannot be made; the message says why and what to do."""
+
+
+def _check_models(workspace_id: int | None, llm: dict[str, Any] | None) -> None:
+    """Workspace templates may use only the operator's allowed models, within their ceilings."""
+    if workspace_id is None:
+        return
+    try:
+        model_policy.check_workspace_llm(llm)
+    except model_policy.ModelNotAllowed as exc:
+        raise EditorError(str(exc)) from exc
 
 
 def template_in_scope_or_404(template_id: int, workspace_id: int | None) -> Template:
@@ -139,6 +149,7 @@ def create_template(raw: dict[str, Any], *, author: User | None, workspace_id: i
                     message: str = "", publish_now: bool = False, commit: bool = True) -> Template:
     """A new template with its first version (unpublished unless publish_now)."""
     data = validate_template_data(raw)
+    _check_models(workspace_id, data.get("llm"))
     slug = data["slug"]
     if workspace_id is not None:
         slug = free_slug(slug)
@@ -163,6 +174,7 @@ def save_version(template: Template, raw: dict[str, Any], *, author: User | None
                  publish_now: bool = False, commit: bool = True) -> TemplateVersion:
     """Every save is a new immutable version; the published one changes only on publish."""
     data = validate_template_data({**raw, "slug": template.slug})
+    _check_models(template.workspace_id, data.get("llm"))
     before = latest_version(template)
     version = _new_version(template, data, author, message)
     if template.workspace_id is None and template.source == "seed":
@@ -198,6 +210,7 @@ def publish(template: Template, version: TemplateVersion, actor: User | None) ->
     if template.published_version_id == version.id:
         raise EditorError(f"Version {version.number} is already published.")
     _check_renders(version)
+    _check_models(template.workspace_id, version.llm)
     action = _publish(template, version, actor)
     db.session.commit()
     return action

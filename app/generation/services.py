@@ -14,7 +14,7 @@ from app.catalog.rendering import render_prompt
 from app.extensions import db
 from app.generation.models import Generation, Variant
 from app.generation.rules import check
-from app.admin.settings import llm_settings
+from app.admin import model_policy
 from app.quota import services as quota
 from app.workspaces.models import Workspace
 from workers import enqueue_after_commit
@@ -63,8 +63,9 @@ def start(*, workspace: Workspace, user: User, template: Template, values: dict[
           parent_variant: Variant | None = None, brand_voice: BrandVoice | None = None) -> Generation:
     """Record a generation, reserve its quota and enqueue its job after commit.
 
-    Raises PromptError if the template cannot be rendered and QuotaExceeded
-    when the user has too few generations left; either way nothing is written.
+    Raises PromptError if the template cannot be rendered, ModelNotAllowed if a
+    workspace template's model is no longer allowed, and QuotaExceeded when the
+    user has too few generations left; either way nothing is written.
     """
     if not billing.has_seat(workspace, user.id):
         raise NoSeat()
@@ -80,7 +81,8 @@ def start(*, workspace: Workspace, user: User, template: Template, values: dict[
             "\n\nWrite a fresh variant in the same spirit, style and length as this one "
             f"(do not repeat it word for word):\n{parent_variant.text}"
         )
-    model = llm_settings(version.model).model
+    # A workspace template saved before the operator's model list changed is refused here.
+    model = model_policy.settings_for(template.workspace_id, version.model, version.max_tokens).model
     generation = Generation(
         workspace_id=workspace.id,
         user_id=user.id,

@@ -23,7 +23,8 @@ from app.generation.models import Generation, Variant
 from app.generation.rules import check, clean_output, repair_instruction
 from app.generation.services import refresh_search_document
 from app.generation.streams import GenerationStream
-from app.admin.settings import effective_temperature, llm_settings
+from app.admin import model_policy
+from app.admin.settings import effective_temperature
 from app.llm import LLMError, stream_chat
 from app.quota import services as quota
 from workers import job_app
@@ -85,9 +86,11 @@ def _run(generation_id: int) -> str:
         return generation.status
     config = current_app.config
     version = generation.template_version
-    # The template's own model and parameters, falling back to the site default.
-    settings = llm_settings(version.model)
-    max_tokens = version.max_tokens or settings.max_tokens
+    # The template's own model and parameters, falling back to the site default; a workspace
+    # template's max tokens are clamped to the operator's ceiling (the model was checked at submit).
+    settings = model_policy.settings_for(generation.template.workspace_id, version.model, version.max_tokens,
+                                         check_model=False)
+    max_tokens = settings.max_tokens
     redis = current_app.extensions["redis"]
     stream = GenerationStream(redis, generation_id, config["STREAM_TTL_SECONDS"])
     fmt, limit = version.format, version.max_chars

@@ -14,6 +14,7 @@ from app.generation import services
 from app.generation.forms import build_generate_form, template_fields, values_from
 from app.generation.models import Generation, Variant
 from app.generation.streams import iter_sse, partial_texts
+from app.admin.model_policy import ModelNotAllowed
 from app.quota.services import QuotaExceeded
 from app.web import htmx_redirect, is_htmx, workspace_required
 from app.workspaces.services import get_in_workspace_or_404, variant_in_workspace_or_404
@@ -43,10 +44,15 @@ def _template_gone():
     response = make_response(render_template(page, status=409, title="Template unavailable", message=TEMPLATE_GONE), 409)
     response.headers["X-Message"] = TEMPLATE_GONE
     return response
+def _refusal_message(exc: QuotaExceeded | ModelNotAllowed) -> str:
+    return str(exc) if isinstance(exc, ModelNotAllowed) else _quota_message(exc)
 
 
 def _quota_message(exc: QuotaExceeded) -> str:
     whose = "Your workspace's shared pool has" if exc.scope == "pool" else "You have"
+    if g.workspace.seat_quota == 0 and g.workspace.plan == "free":
+        return ("This workspace has no Free generations: the Free allowance comes with your personal "
+                "workspace only. Choose a plan in Billing to generate here, or switch to your personal workspace.")
     if exc.remaining == 0:
         return (f"{whose} no generations left this period. It renews at the start of the next period; "
                 "a workspace owner can add seats.")
@@ -91,6 +97,9 @@ def write(slug: str):
         except services.NoSeat:
             flash(NO_SEAT_MESSAGE, "error")
             status = 402
+        except ModelNotAllowed as exc:
+            flash(f"{exc} Nothing was charged; ask a workspace admin to update this template.", "error")
+            status = 422
         except PromptError as exc:
             message, status = _prompt_message(slug, exc)
             flash(message, "error")
@@ -167,8 +176,8 @@ def regenerate(generation_id: int):
     except services.NoSeat:
         flash(NO_SEAT_MESSAGE, "error")
         return htmx_redirect(url_for("generation.show", generation_id=generation.id))
-    except QuotaExceeded as exc:
-        flash(_quota_message(exc), "error")
+    except (QuotaExceeded, ModelNotAllowed) as exc:
+        flash(_refusal_message(exc), "error")
         return htmx_redirect(url_for("generation.show", generation_id=generation.id))
     except PromptError as exc:
         flash(_prompt_message(generation.template.slug, exc)[0], "error")
@@ -254,8 +263,8 @@ def more(variant_id: int):
     except services.NoSeat:
         flash(NO_SEAT_MESSAGE, "error")
         return htmx_redirect(url_for("generation.show", generation_id=variant.generation_id))
-    except QuotaExceeded as exc:
-        flash(_quota_message(exc), "error")
+    except (QuotaExceeded, ModelNotAllowed) as exc:
+        flash(_refusal_message(exc), "error")
         return htmx_redirect(url_for("generation.show", generation_id=variant.generation_id))
     except PromptError as exc:
         flash(_prompt_message(variant.generation.template.slug, exc)[0], "error")

@@ -44,18 +44,26 @@ class QuotaLedger(db.Model):
 
 
 class QuotaCharge(db.Model):
-    """What one generation reserved on one ledger, and whether it was settled or refunded.
+    """What one generation (or one template test run) reserved on one ledger, and whether
+    it was settled or refunded.
 
-    Unique per (generation, ledger): a pooled workspace charges the pool and,
-    when the member has a cap, the member's own ledger. A job that runs twice
-    finds its charges already settled (or refunded) and changes nothing.
+    Unique per (generation, ledger) and per (test run, ledger): a pooled workspace
+    charges the pool and, when the member has a cap, the member's own ledger. A job
+    that runs twice finds its charges already settled (or refunded) and changes nothing.
+    Exactly one of generation_id and test_run_id is set.
     """
 
     __tablename__ = "quota_charges"
-    __table_args__ = (UniqueConstraint("generation_id", "ledger_id", name="uq_charge_generation_ledger"),)
+    __table_args__ = (
+        UniqueConstraint("generation_id", "ledger_id", name="uq_charge_generation_ledger"),
+        UniqueConstraint("test_run_id", "ledger_id", name="uq_charge_test_run_ledger"),
+        CheckConstraint("(generation_id IS NULL) <> (test_run_id IS NULL)", name="ck_charge_one_owner"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    generation_id: Mapped[int] = mapped_column(ForeignKey("generations.id", ondelete="CASCADE"), index=True)
+    generation_id: Mapped[int | None] = mapped_column(ForeignKey("generations.id", ondelete="CASCADE"), index=True)
+    test_run_id: Mapped[int | None] = mapped_column(
+        ForeignKey("test_runs.id", ondelete="CASCADE", name="fk_quota_charges_test_run"), index=True)
     ledger_id: Mapped[int] = mapped_column(ForeignKey("quota_ledgers.id", ondelete="CASCADE"), index=True)
     amount: Mapped[int]
     state: Mapped[str] = mapped_column(String(20), default="reserved")  # reserved|settled|refunded

@@ -114,7 +114,7 @@ def member_cap(workspace: Workspace, user_id: int) -> int | None:
 
 def limits_for(workspace: Workspace, user_id: int) -> list[Limit]:
     """The ledgers a member's generation must fit in, with their allowances now."""
-    per_seat = workspace.generations_per_seat
+    per_seat = workspace.seat_quota
     cap = member_cap(workspace, user_id)
     if workspace.quota_mode == "pooled":
         limits = [Limit("pool", workspace.seats * per_seat)]
@@ -174,6 +174,16 @@ def reserve(workspace: Workspace, user_id: int, generation_id: int, amount: int)
     The caller owns the transaction: on QuotaExceeded it rolls back, which also
     undoes any ledger already reserved here and the generation row it inserted.
     """
+    return _reserve(workspace, user_id, amount, generation_id=generation_id)
+
+
+def reserve_test_run(workspace: Workspace, user_id: int, test_run_id: int, amount: int) -> list[QuotaCharge]:
+    """The same for a template test run: its author's seat pays, through the same ledgers."""
+    return _reserve(workspace, user_id, amount, test_run_id=test_run_id)
+
+
+def _reserve(workspace: Workspace, user_id: int, amount: int, **owner: int) -> list[QuotaCharge]:
+    """Reserve on every limiting ledger; `owner` is the charge's key (generation_id= or test_run_id=)."""
     period = quota_period(workspace)
     charges = []
     for limit in limits_for(workspace, user_id):
@@ -191,18 +201,18 @@ def reserve(workspace: Workspace, user_id: int, generation_id: int, amount: int)
             db.session.refresh(ledger)
             left = max(limit.allowance - ledger.used - ledger.reserved, 0)
             raise QuotaExceeded(left, amount, "pool" if limit.subject == "pool" else "you")
-        charge = QuotaCharge(generation_id=generation_id, ledger_id=ledger.id, amount=amount, state="reserved")
+        charge = QuotaCharge(ledger_id=ledger.id, amount=amount, state="reserved", **owner)
         db.session.add(charge)
         charges.append(charge)
     db.session.flush()
     return charges
 
 
-def _close_charges(generation_id: int, new_state: str, used: int | None) -> list[int]:
-    """Flip each reserved charge of the generation and move its ledger once.
-    Returns the ids of the ledgers this call moved."""
+def _close_charges(owner, new_state: str, used: int | None) -> list[int]:
+    """Flip each reserved charge of one generation or test run (`owner`: a condition on the
+    charge's key) and move its ledger once. Returns the ids of the ledgers this call moved."""
     charges = db.session.scalars(
-        select(QuotaCharge).where(QuotaCharge.generation_id == generation_id, QuotaCharge.state == "reserved")
+        select(QuotaCharge).where(owner, QuotaCharge.state == "reserved")
     ).all()
     moved = []
     now = datetime.now(timezone.utc).replace(tzinfo=None)
@@ -229,12 +239,21 @@ def _close_charges(generation_id: int, new_state: str, used: int | None) -> list
 def settle(generation_id: int, used: int | None = None) -> list[int]:
     """Turn the reservation into usage (all of it, or `used` when fewer variants
     came back). Returns the ledgers moved: empty if already settled or refunded."""
-    return _close_charges(generation_id, "settled", used)
+    return _close_charges(QuotaCharge.generation_id == generation_id, "settled", used)
 
 
 def refund(generation_id: int) -> list[int]:
     """Release the reservation. Returns the ledgers moved (empty if already closed)."""
-    return _close_charges(generation_id, "refunded", None)
+    return _close_charges(QuotaCharge.generation_id == generation_id, "refunded", None)
+
+
+def settle_test_run(test_run_id: int, used: int) -> list[int]:
+    """Charge a test run for the variants that came back (once, however often it is called)."""
+    return _close_charges(QuotaCharge.test_run_id == test_run_id, "settled", used)
+
+
+def refund_test_run(test_run_id: int) -> list[int]:
+    return _close_charges(QuotaCharge.test_run_id == test_run_id, "refunded", None)
 
 
 def record_due_alerts(ledger_ids: list[int]) -> list[tuple[QuotaLedger, int]]:

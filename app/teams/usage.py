@@ -15,12 +15,15 @@ from markupsafe import Markup, escape
 from sqlalchemy import select
 
 from app.auth.models import User
-from app.catalog.models import Template
+from app.catalog.models import Template, TestRun
 from app.extensions import db
 from app.generation.models import Generation
 from app.quota import services as quota
 from app.quota.models import QuotaCharge, QuotaLedger
 from app.workspaces.models import Membership, Workspace
+
+
+TEST_RUNS = "test-runs"  # the per-template key of template editor test runs
 
 
 @dataclass
@@ -76,22 +79,31 @@ def build(workspace: Workspace, period_start: date | None = None, only_user_id: 
     # upgrade started in belongs to the calendar month, not the paid period.
     same_period = (QuotaLedger.period_start == start) if start != current.start else \
         ((QuotaLedger.period_start == start) & (QuotaLedger.period_kind == current.kind))
+    settled = (QuotaCharge.state == "settled", same_period)
     rows = db.session.execute(
-        select(Generation.user_id, Generation.template_id, Generation.created_at, QuotaCharge.amount, QuotaLedger.subject)
+        select(Generation.id, Generation.user_id, Generation.template_id, Generation.created_at, QuotaCharge.amount)
         .join(QuotaCharge, QuotaCharge.generation_id == Generation.id)
         .join(QuotaLedger, QuotaLedger.id == QuotaCharge.ledger_id)
-        .where(Generation.workspace_id == workspace.id, QuotaCharge.state == "settled", same_period)
+        .where(Generation.workspace_id == workspace.id, *settled)
     ).all()
+    # Template test runs are charged like generations; they are listed as one line of their own.
+    test_runs = db.session.execute(
+        select(TestRun.id, TestRun.user_id, TestRun.created_at, QuotaCharge.amount)
+        .join(QuotaCharge, QuotaCharge.test_run_id == TestRun.id)
+        .join(QuotaLedger, QuotaLedger.id == QuotaCharge.ledger_id)
+        .where(TestRun.workspace_id == workspace.id, *settled)
+    ).all()
+    rows += [(("test run", run_id), user_id, TEST_RUNS, created_at, amount)
+             for run_id, user_id, created_at, amount in test_runs]
     # A pooled generation with a capped member has two charges: count the generation once.
-    seen: dict[tuple, int] = {}
+    seen: set = set()
     per_user: dict[int, list[int]] = defaultdict(lambda: [0, 0])
-    per_template: dict[int, list[int]] = defaultdict(lambda: [0, 0])
+    per_template: dict[int | str, list[int]] = defaultdict(lambda: [0, 0])
     per_day: dict[date, int] = defaultdict(int)
-    for user_id, template_id, created_at, amount, subject in rows:
-        key = (user_id, template_id, created_at)
+    for key, user_id, template_id, created_at, amount in rows:
         if key in seen:
             continue
-        seen[key] = amount
+        seen.add(key)
         if only_user_id is not None and user_id != only_user_id:
             continue
         per_user[user_id][0] += 1
@@ -115,13 +127,15 @@ def build(workspace: Workspace, period_start: date | None = None, only_user_id: 
         if membership is not None and is_current:
             row.remaining = quota.remaining(workspace, user_id).remaining
         members.append(row)
-    names = dict(db.session.execute(select(Template.id, Template.name).where(Template.id.in_(per_template))).all()) \
-        if per_template else {}
+    template_ids = [tid for tid in per_template if tid != TEST_RUNS]
+    names = dict(db.session.execute(select(Template.id, Template.name).where(Template.id.in_(template_ids))).all()) \
+        if template_ids else {}
+    names[TEST_RUNS] = "Template editor test runs"
     templates = sorted(((names.get(tid, "?"), g, v) for tid, (g, v) in per_template.items()), key=lambda r: -r[2])
     days = (end - start).days
     daily = [(start + timedelta(days=i), per_day.get(start + timedelta(days=i), 0)) for i in range(days)]
     pooled = workspace.quota_mode == "pooled"
-    allowance = workspace.seats * workspace.generations_per_seat
+    allowance = workspace.seats * workspace.seat_quota
     return UsageReport(start, end, members, templates, daily, sum(per_day.values()), allowance, pooled, periods)
 
 

@@ -40,7 +40,8 @@ def _members_page(invite_form=None, status=200):
     members, pending = teams.seat_usage(workspace)
     transfer = TransferForm()
     transfer.membership_id.choices = [(m.id, m.user.email) for m in memberships if m.role != "owner"]
-    report = usage.build(workspace)
+    # One rule for the members and usage pages: members see only their own usage, managers see all.
+    report = usage.build(workspace, only_user_id=_usage_subject())
     used_by = {row.user_id: row for row in report.members}
     return render_template(
         "teams/members.html", memberships=memberships, invitations=invitations, members_count=members,
@@ -300,16 +301,22 @@ def create():
     workspace = teams.create_workspace(current_user, form.name.data)
     db.session.commit()
     teams.switch(current_user, workspace.id)
-    flash(f"Created {workspace.name}. Invite your team from Members.", "success")
+    flash(f"Created {workspace.name}. Invite your team from Members. It starts with no Free generations "
+          "(your Free allowance stays with your personal workspace): choose a plan in Billing to generate here.",
+          "success")
     return redirect(url_for("teams.members"))
+
+
+def _usage_subject() -> int | None:
+    """Whose usage the current member may see: everyone's (None) for managers, else only their own."""
+    return None if g.membership.can_manage else current_user.id
 
 
 @bp.route("/workspace/usage")
 @workspace_required
 def usage_page():
     period = usage.parse_period(request.args.get("period"))
-    only = None if g.membership.can_manage else current_user.id
-    report = usage.build(g.workspace, period, only_user_id=only)
+    report = usage.build(g.workspace, period, only_user_id=_usage_subject())
     return render_template("teams/usage.html", report=report, chart=usage.daily_chart_svg(report),
                            managing=g.membership.can_manage)
 

@@ -24,6 +24,9 @@ class Workspace(db.Model):
     seats: Mapped[int] = mapped_column(default=1)
     generations_per_seat: Mapped[int] = mapped_column(default=20)
     quota_mode: Mapped[str] = mapped_column(String(20), default="per_seat", server_default="per_seat")
+    # Whether this workspace carries its owner's Free allowance: only the personal workspace made
+    # at sign-up does. Workspaces created later start empty on Free (see ARCHITECTURE.md).
+    free_allowance: Mapped[bool] = mapped_column(default=True, server_default="1")
     # Set by billing from the subscription; until then the period is the calendar month.
     period_start: Mapped[date | None]
     period_end: Mapped[date | None]
@@ -42,6 +45,14 @@ class Workspace(db.Model):
     memberships: Mapped[list["Membership"]] = relationship(
         back_populates="workspace", cascade="all, delete-orphan", passive_deletes=True
     )
+
+    @property
+    def seat_quota(self) -> int:
+        """Generations per seat this period: the plan's, or none for a Free workspace
+        without the Free allowance (a second workspace cannot mint more free copy)."""
+        if self.plan == "free" and not self.free_allowance:
+            return 0
+        return self.generations_per_seat
 
 
 class Membership(db.Model):

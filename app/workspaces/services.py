@@ -27,10 +27,15 @@ class TeamError(Exception):
 
 # --- workspaces ----------------------------------------------------------------
 
-def create_workspace(user: User, name: str) -> Workspace:
-    """A new team on the Free plan, owned by its creator (caller commits)."""
+def create_workspace(user: User, name: str, *, free_allowance: bool = False) -> Workspace:
+    """A new team on the Free plan, owned by its creator (caller commits).
+
+    Only the personal workspace made at sign-up carries the Free allowance; any
+    other starts with no Free generations until it is on a paid plan.
+    """
     workspace = Workspace(name=name.strip()[:120] or "My workspace", plan="free", seats=1,
-                          generations_per_seat=current_app.config["FREE_MONTHLY_GENERATIONS"])
+                          generations_per_seat=current_app.config["FREE_MONTHLY_GENERATIONS"],
+                          free_allowance=free_allowance)
     db.session.add(workspace)
     db.session.add(Membership(workspace=workspace, user=user, role="owner"))
     return workspace
@@ -38,7 +43,7 @@ def create_workspace(user: User, name: str) -> Workspace:
 
 def create_personal_workspace(user: User) -> Workspace:
     """Give a new user their own workspace on the Free plan (caller commits)."""
-    return create_workspace(user, f"{user.email.split('@')[0]}'s workspace")
+    return create_workspace(user, f"{user.email.split('@')[0]}'s workspace", free_allowance=True)
 
 
 def lock(workspace_id: int) -> Workspace:
@@ -288,13 +293,17 @@ def change_role(actor: Membership, target: Membership, role: str) -> None:
 def max_cap(workspace: Workspace) -> int:
     """The highest cap that makes sense: the seat quota, or the pool when pooled."""
     if workspace.quota_mode == "pooled":
-        return workspace.seats * workspace.generations_per_seat
-    return workspace.generations_per_seat
+        return workspace.seats * workspace.seat_quota
+    return workspace.seat_quota
 
 
 def set_cap(actor: Membership, target: Membership, cap: int | None) -> None:
+    """Cap a member's quota. The owner's own quota is the owner's alone: admins cannot
+    cap it (as they cannot change the owner's role or remove them)."""
     if not actor.can_manage:
         raise TeamError("Only the owner and admins can set caps.")
+    if target.role == "owner" and actor.role != "owner":
+        raise TeamError("Only the owner can cap the owner's quota.")
     if cap is not None:
         if cap < 0:
             raise TeamError("A cap cannot be negative.")

@@ -111,7 +111,7 @@
   // htmx: show server error fragments (422 and friends) instead of ignoring them.
   document.addEventListener("htmx:beforeSwap", function (e) {
     var status = e.detail.xhr.status;
-    if (status === 422) { e.detail.shouldSwap = true; e.detail.isError = false; }
+    if (status === 422 || status === 402) { e.detail.shouldSwap = true; e.detail.isError = false; }
     else if (status >= 400) {
       e.detail.shouldSwap = false;
       var box = document.querySelector(".flashes") || document.querySelector("main");

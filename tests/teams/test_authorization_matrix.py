@@ -153,6 +153,7 @@ MATRIX = {
     ("admin.llm", "GET"): ("/admin/llm", SITE_ADMIN, None),
     ("admin.llm", "POST"): ("/admin/llm", SITE_ADMIN, {"default_model": ""}),
     ("admin.llm_test", "POST"): ("/admin/llm/test", SITE_ADMIN, {}),
+    ("admin.workspace_models", "POST"): ("/admin/llm/workspace-models", SITE_ADMIN, {"models": ""}),
     ("admin.queues_page", "GET"): ("/admin/queues", SITE_ADMIN, None),
     ("admin.failed_job", "GET"): ("/admin/queues/test-generations/failed/no-such-job", SITE_ADMIN_MISSING, None),
     ("admin.requeue", "POST"): ("/admin/queues/test-generations/failed/no-such-job/requeue", SITE_ADMIN, {}),

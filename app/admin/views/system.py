@@ -4,8 +4,8 @@ from __future__ import annotations
 from flask import abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from app.admin import queues, settings
-from app.admin.forms import LLMSettingsForm
+from app.admin import model_policy, queues, settings
+from app.admin.forms import LLMSettingsForm, WorkspaceModelsForm
 from app.admin.views import bp
 from app.llm import LLMError, check_connection
 from app.web import is_htmx, site_admin_required
@@ -20,10 +20,39 @@ def llm():
         settings.put(settings.DEFAULT_MODEL, form.default_model.data, current_user)
         flash(f"Default model: {settings.default_model()}. The next generation uses it.", "success")
         return redirect(url_for("admin.llm"))
+    return _llm_page(form, _models_form())
+
+
+def _models_form(formdata=None) -> WorkspaceModelsForm:
+    return WorkspaceModelsForm(formdata=formdata,
+                               data={"models": model_policy.as_text(model_policy.allowed_models())})
+
+
+def _llm_page(form: LLMSettingsForm, models_form: WorkspaceModelsForm):
     config = current_app.config
-    return render_template("admin/llm.html", form=form, default_model=settings.default_model(),
-                           env_model=config["OPENAI_MODEL"], base_url=config.get("OPENAI_BASE_URL"),
-                           has_key=bool(config.get("OPENAI_API_KEY"))), 422 if form.errors else 200
+    failed = form.errors or models_form.errors
+    return render_template("admin/llm.html", form=form, models_form=models_form,
+                           default_model=settings.default_model(), env_model=config["OPENAI_MODEL"],
+                           base_url=config.get("OPENAI_BASE_URL"), has_key=bool(config.get("OPENAI_API_KEY")),
+                           default_ceiling=model_policy.ceiling(None)), 422 if failed else 200
+
+
+@bp.route("/llm/workspace-models", methods=["POST"])
+@site_admin_required
+def workspace_models():
+    """The allow-list of models (with max-tokens ceilings) that workspace templates may use."""
+    models_form = _models_form(request.form)
+    if models_form.validate_on_submit():
+        try:
+            models = model_policy.parse(models_form.models.data or "")
+        except ValueError as exc:
+            models_form.models.errors.append(str(exc))
+        else:
+            model_policy.save(models, current_user)
+            flash(f"Workspace templates may use {', '.join(models) or 'only the site default model'}.", "success")
+            return redirect(url_for("admin.llm"))
+    form = LLMSettingsForm(formdata=None, data={"default_model": settings.get(settings.DEFAULT_MODEL) or ""})
+    return _llm_page(form, models_form)
 
 
 @bp.route("/llm/test", methods=["POST"])
