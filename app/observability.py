@@ -138,11 +138,13 @@ def init_request_ids(app: Flask) -> None:
     """Give each request an id (X-Request-ID honoured when sane) that tags its log lines and is
     returned in the response, where gunicorn's access log line picks it up (gunicorn.conf.py)."""
 
-    @app.before_request
     def assign_request_id() -> None:
         incoming = request.headers.get(REQUEST_ID_HEADER, "")
         g.request_id = incoming if _SANE_REQUEST_ID.match(incoming) else uuid.uuid4().hex
         g.request_log_token = _context.set({**_context.get(), "request_id": g.request_id})
+
+    # First of all, so even a request refused early (413, CSRF) has its id.
+    app.before_request_funcs.setdefault(None, []).insert(0, assign_request_id)
 
     @app.after_request
     def return_request_id(response):

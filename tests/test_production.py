@@ -291,6 +291,7 @@ def test_an_oversized_form_is_refused_with_a_clear_page(client):
     assert response.status_code == 413 and body.read_bytes == 0
     page = response.get_data(as_text=True)
     assert "Too large" in page and "(1 MB)" in page and "Nothing was saved" in page
+    assert response.headers["X-Request-ID"]  # refused early, still traceable in the logs
 
 
 def test_a_chunked_body_without_length_is_cut_at_the_limit(client):
