@@ -1,7 +1,6 @@
 """Copydeck application factory."""
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from flask import Flask
@@ -23,7 +22,10 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
         app.config.update(overrides)
     _check_config(app)
     app.instance_path and config_module.INSTANCE.mkdir(parents=True, exist_ok=True)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from app import observability, security
+    observability.configure_logging(app)
+    security.init_app(app)
+    observability.init_request_ids(app)
 
     db.init_app(app)
     from app import db_setup
@@ -48,13 +50,14 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     from app.catalog.editor import site_bp as template_admin_bp, workspace_bp as workspace_templates_bp
     from app.catalog.views import bp as catalog_bp
     from app.generation.views import bp as generation_bp
+    from app.health.cli import cli as workers_cli
     from app.health.views import bp as health_bp
     from app.history.views import bp as history_bp
     from app.projects.views import bp as projects_bp
     from app.teams.views import bp as teams_bp
 
     for blueprint in (auth_bp, catalog_bp, generation_bp, history_bp, health_bp, teams_bp, brand_bp, projects_bp,
-                      billing_bp, billing_cli, admin_bp, template_admin_bp, workspace_templates_bp):
+                      billing_bp, billing_cli, workers_cli, admin_bp, template_admin_bp, workspace_templates_bp):
         app.register_blueprint(blueprint)
     csrf.exempt(health_bp)
 

@@ -2,37 +2,84 @@
 
 Defaults are the embedded ones `make run` uses: SQLite in instance/, the Redis
 that `make run` starts, and the bundled local model when no LLM is configured.
-In production (FLASK_ENV/COPYDECK_ENV=production) a missing SECRET_KEY fails loudly.
+Every value is parsed here, once, by the typed helpers below: a malformed value
+stops start-up with a `ConfigError` that names the variable. In production
+(COPYDECK_ENV=production) SECRET_KEY, DATABASE_URL and REDIS_URL are required:
+falling back to a dev secret, SQLite or a localhost Redis there would be silent
+data loss or a forgeable session, so start-up refuses and names what is missing.
 """
 from __future__ import annotations
 
 import os
 from datetime import timedelta
+import secrets
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 INSTANCE = ROOT / "instance"
+ENVIRONMENTS = ("development", "production")
+REQUIRED_IN_PRODUCTION = ("SECRET_KEY", "DATABASE_URL", "REDIS_URL")
+TRUE, FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
+
+
+class ConfigError(RuntimeError):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+def _raw(name: str) -> str | None:
+    """The variable's value, or None when unset or empty."""
+    value = os.environ.get(name)
+    return None if value is None or value.strip() == "" else value
 
 
 def _bool(name: str, default: bool = False) -> bool:
-    value = os.environ.get(name)
-    if value is None or value == "":
+    value = _raw(name)
+    if value is None:
         return default
-    return value.strip().lower() in {"1", "true", "yes", "on"}
+    if value.strip().lower() in TRUE:
+        return True
+    if value.strip().lower() in FALSE:
+        return False
+    raise ConfigError(f"{name} must be true or false (1/0, yes/no, on/off), not {value!r}")
 
 
-def _int(name: str, default: int) -> int:
-    value = os.environ.get(name)
-    return int(value) if value not in (None, "") else default
+def _int(name: str, default: int, minimum: int | None = None) -> int:
+    value = _raw(name)
+    if value is None:
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, not {value!r}") from None
+    if minimum is not None and number < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, not {number}")
+    return number
 
 
 def _float(name: str, default: float) -> float:
-    value = os.environ.get(name)
-    return float(value) if value not in (None, "") else default
+    value = _raw(name)
+    if value is None:
+        return default
+    try:
+        return float(value)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, not {value!r}") from None
+
+
+def _str(name: str, default: str | None = None) -> str | None:
+    value = _raw(name)
+    return default if value is None else value
+
+
+def _choice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = _str(name, default)
+    if value not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}, not {value!r}")
+    return value
 
 
 def _database_url() -> str:
-    url = os.environ.get("DATABASE_URL") or f"sqlite:///{INSTANCE / 'copydeck.db'}"
+    url = _str("DATABASE_URL") or f"sqlite:///{INSTANCE / 'copydeck.db'}"
     # Heroku-style URLs and plain postgresql:// go through psycopg 3.
     if url.startswith("postgres://"):
         url = "postgresql://" + url[len("postgres://"):]
@@ -41,17 +88,48 @@ def _database_url() -> str:
     return url
 
 
+def _require_production_settings(env: str) -> None:
+    """Production never falls back to the embedded defaults: name every missing variable."""
+    if env != "production":
+        return
+    missing = [name for name in REQUIRED_IN_PRODUCTION if _raw(name) is None]
+    if missing:
+        raise ConfigError(f"COPYDECK_ENV=production needs {', '.join(missing)}: "
+                          f"{'it is' if len(missing) == 1 else 'they are'} not set (see .env.example)")
+
+
+def _development_secret() -> str:
+    """A random SECRET_KEY made once into instance/secret_key and reused, so a development
+    install never signs sessions with a key that is public in the source.
+
+    Written to a temporary file and hard-linked into place: the web and worker processes
+    start together, and whichever links first wins; the others read its key.
+    """
+    path = INSTANCE / "secret_key"
+    if not path.exists():
+        INSTANCE.mkdir(parents=True, exist_ok=True)
+        tmp = INSTANCE / f".secret_key.{os.getpid()}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_hex(32))
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
+    return path.read_text().strip()
+
+
 def load() -> dict:
     """Build the Flask config mapping from the environment."""
-    env = os.environ.get("COPYDECK_ENV", "development")
-    secret = os.environ.get("SECRET_KEY")
-    if not secret:
-        if env == "production":
-            raise RuntimeError("SECRET_KEY must be set when COPYDECK_ENV=production")
-        secret = "dev-insecure-secret-change-me"
-    redis_url = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
-    openai_base_url = os.environ.get("OPENAI_BASE_URL") or None
-    openai_key = os.environ.get("OPENAI_API_KEY") or None
+    env = _choice("COPYDECK_ENV", "development", ENVIRONMENTS)
+    production = env == "production"
+    _require_production_settings(env)
+    secret = _str("SECRET_KEY") or _development_secret()
+    redis_url = _str("REDIS_URL", "redis://127.0.0.1:6379/0")
+    openai_base_url = _str("OPENAI_BASE_URL")
+    openai_key = _str("OPENAI_API_KEY")
     return {
         "ENV_NAME": env,
         "SECRET_KEY": secret,
@@ -117,4 +195,20 @@ def load() -> dict:
         "LOGIN_LIMIT_PER_ACCOUNT": os.environ.get("LOGIN_LIMIT_PER_ACCOUNT") or "20 per hour",
         "LOGIN_LIMIT_PER_IP": os.environ.get("LOGIN_LIMIT_PER_IP") or "30 per 10 minutes",
         "LOGIN_DEVICE_DAYS": _int("LOGIN_DEVICE_DAYS", 365),
+        # Production hardening (README "Running in production").
+        # Proxies in front of the app whose X-Forwarded-For/-Proto/-Host/-Port are trusted (0: none).
+        "TRUSTED_PROXY_HOPS": _int("TRUSTED_PROXY_HOPS", 0, minimum=0),
+        "PREFERRED_URL_SCHEME": "https" if production else "http",
+        "REMEMBER_COOKIE_SECURE": _bool("REMEMBER_COOKIE_SECURE", production),
+        # Request bodies: every route gets MAX_CONTENT_LENGTH; app/security.py raises or lowers it per route.
+        "MAX_CONTENT_LENGTH": _int("MAX_FORM_BYTES", 1024 * 1024, minimum=1024),
+        "WEBHOOK_MAX_BYTES": _int("WEBHOOK_MAX_BYTES", 64 * 1024, minimum=1024),
+        "UPLOAD_MAX_BYTES": _int("UPLOAD_MAX_BYTES", 16 * 1024 * 1024, minimum=1024),
+        "HSTS_SECONDS": _int("HSTS_SECONDS", 365 * 24 * 3600 if production else 0, minimum=0),
+        "LOG_FORMAT": _choice("LOG_FORMAT", "json" if production else "text", ("json", "text")),
+        "LOG_LEVEL": _choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
+        # GET /metrics: with a token, `Authorization: Bearer <token>` from anywhere; without, loopback only.
+        "METRICS_TOKEN": _str("METRICS_TOKEN"),
+        # A worker whose last heartbeat is older than this is not counted live (RQ's worker_ttl).
+        "WORKER_TTL": _int("WORKER_TTL", 420, minimum=15),
     }

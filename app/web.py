@@ -158,6 +158,12 @@ def init_app(app: Flask) -> None:
             "That request could not be understood. Nothing was saved.")
         return error_page(400, "Bad request", message)
 
+    @app.errorhandler(413)
+    def too_large(_e):
+        limit = request.max_content_length or app.config["MAX_CONTENT_LENGTH"]
+        size = f"{limit // (1024 * 1024)} MB" if limit >= 1024 * 1024 else f"{limit // 1024} KB"
+        return error_page(413, "Too large", f"That request is larger than this page accepts ({size}). Nothing was saved.")
+
     @app.errorhandler(429)
     def too_many(_e):
         return error_page(429, "Slow down", "Too many requests in a short time. Wait a minute and try again.")
@@ -165,6 +171,8 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(500)
     def server_error(_e):
         db.session.rollback()
+        from app.observability import record_error
+        record_error("http_500")
         return error_page(500, "Something went wrong", "An unexpected error happened and nothing was saved. Please try again.")
 
     @app.route("/")

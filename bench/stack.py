@@ -171,7 +171,7 @@ class Stack:
         self._wait_healthy(timeout=120)
 
     def _wait_healthy(self, timeout: float) -> None:
-        """/up answers 200 and every RQ worker of the pool has registered."""
+        """/up/ready answers 200 and every RQ worker of the pool is live."""
         deadline = time.monotonic() + timeout
         state: dict = {}
         while time.monotonic() < deadline:
@@ -179,7 +179,7 @@ class Stack:
                 if proc.poll() is not None:
                     raise RuntimeError(f"{name} exited with {proc.returncode} (see {self.logs / (name + '.log')})")
             try:
-                with urllib.request.urlopen(self.base_url + "/up", timeout=2) as resp:
+                with urllib.request.urlopen(self.base_url + "/up/ready", timeout=2) as resp:
                     state = json.loads(resp.read())
                 if state.get("workers", 0) >= self.rq_workers:
                     return

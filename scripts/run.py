@@ -103,10 +103,9 @@ def processes(env: MutableMapping[str, str], instance: Path | None = None) -> di
                         f"--port {llm_port} --model_alias smollm2-135m-instruct --n_ctx 4096 --verbose False "
                         "--interrupt_requests False")
 
-    web_workers = env.get("WEB_CONCURRENCY", "2")
-    web_threads = env.get("WEB_THREADS", "64")
-    procs["web"] = (f"{PY} -m gunicorn --worker-class gthread --workers {web_workers} --threads {web_threads} "
-                    f"--bind {host}:{port} --timeout 60 --graceful-timeout 5 --access-logfile - wsgi:app")
+    # Settings come from gunicorn.conf.py (read from env); the bind is explicit because honcho
+    # gives every process its own PORT.
+    procs["web"] = f"{PY} -m gunicorn -c {shlex.quote(str(ROOT / 'gunicorn.conf.py'))} --bind {host}:{port} wsgi:app"
     procs["worker"] = f"{PY} -m workers --workers {env.get('RQ_WORKERS', '40')}"
     return procs
 

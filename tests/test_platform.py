@@ -1,24 +1,5 @@
-"""Health check, catalogue pages and the mail layer."""
+"""Catalogue pages and the mail layer."""
 from __future__ import annotations
-
-from rq import SimpleWorker
-
-import workers
-
-
-def test_up_reports_503_without_workers_and_200_with_one(app, client):
-    response = client.get("/up")
-    assert response.status_code == 503
-    assert response.json == {"database": "up", "redis": "up", "workers": 0, "status": "down"}
-    with app.app_context():
-        worker = SimpleWorker([workers.queue(app)], connection=app.extensions["redis"])
-        worker.register_birth()
-        try:
-            response = client.get("/up")
-        finally:
-            worker.register_death()
-    assert response.status_code == 200
-    assert response.json["workers"] == 1 and response.json["status"] == "up"
 
 
 def test_catalogue_search_and_category_filter(client, login):

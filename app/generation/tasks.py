@@ -26,6 +26,7 @@ from app.generation.streams import GenerationStream
 from app.admin import model_policy
 from app.admin.settings import effective_temperature
 from app.llm import LLMError, stream_chat
+from app.observability import carry_context, log_context, record_error, time_first_token
 from app.quota import services as quota
 from workers import job_app
 
@@ -46,11 +47,12 @@ class VariantResult:
 def run_generation(generation_id: int) -> str:
     """RQ entry point."""
     app = job_app()
-    with app.app_context():
+    with app.app_context(), log_context(generation_id=generation_id):
         try:
             return _run(generation_id)
         except Exception:
             log.exception("generation %s: unexpected error", generation_id)
+            record_error("job_crashed")
             _fail_unexpected(generation_id)
             raise  # keep it in RQ's failed registry for operators
         finally:
@@ -93,6 +95,7 @@ def _run(generation_id: int) -> str:
     max_tokens = settings.max_tokens
     redis = current_app.extensions["redis"]
     stream = GenerationStream(redis, generation_id, config["STREAM_TTL_SECONDS"])
+    stream = time_first_token(stream, since=generation.created_at)
     fmt, limit = version.format, version.max_chars
     job_start = time.monotonic()
     deadline_at = job_start + settings.deadline
@@ -152,6 +155,7 @@ def _run(generation_id: int) -> str:
             stream.variant(position, text, result.over_limit)
         except LLMError as exc:
             log.warning("generation %s variant %s failed: %s", generation_id, position, exc)
+            record_error("variant_failed", redis)
             result.error = exc
             stream.reset(position)
         return result
@@ -160,7 +164,7 @@ def _run(generation_id: int) -> str:
         results = [produce(0)]
     else:
         with ThreadPoolExecutor(max_workers=count, thread_name_prefix=f"gen{generation_id}") as pool:
-            results = list(pool.map(produce, range(count)))
+            results = list(pool.map(carry_context(produce), range(count)))
     return _store(generation_id, results, stream, settings.model)
 
 

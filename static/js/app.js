@@ -128,3 +128,9 @@ document.addEventListener("change", function (e) {
   var el = e.target;
   if (el.matches && el.matches("select[data-autosubmit]") && el.form) { el.form.requestSubmit ? el.form.requestSubmit() : el.form.submit(); }
 });
+
+/* Forms marked data-confirm ask first (no inline onsubmit: the CSP allows scripts from /static only). */
+document.addEventListener("submit", function (e) {
+  var message = e.target.dataset && e.target.dataset.confirm;
+  if (message && !window.confirm(message)) { e.preventDefault(); e.stopImmediatePropagation(); }
+}, true);

@@ -7,6 +7,9 @@
 - ``browser`` / ``context`` / ``page``: Debian's Chromium (/usr/bin/chromium)
   driven by Playwright's sync API; a new context per test, a screenshot in
   /tmp/copydeck-shots/ when a test fails.
+- ``page_problems`` (autouse): every context a test opens is watched for
+  Content-Security-Policy violations, console errors and uncaught exceptions,
+  and a test that passed with any of them fails.
 
 Without /usr/bin/chromium the browser tests are skipped, except under CI=true,
 where they fail instead.
@@ -145,6 +148,60 @@ def context(browser, live_server):
     context.close()
 
 
+CSP_LISTENER = """
+document.addEventListener("securitypolicyviolation", function (e) {
+  window.__copydeckCspViolation("CSP violation: " + e.violatedDirective + " blocked "
+    + (e.blockedURI || "inline code") + " (on " + document.location.pathname + ")");
+});
+"""
+
+
+def console_problem(message) -> str | None:
+    """A console message that means the page is broken: a CSP violation or a script error.
+
+    Chrome also logs every 4xx/5xx answer as "Failed to load resource"; those are the app's
+    answers (a 422 form, a 404 fragment) that the tests check themselves, so they pass here.
+    """
+    text = message.text
+    if "Content Security Policy" in text:
+        return f"CSP violation: {text}"
+    if message.type == "error" and not text.startswith("Failed to load resource: the server responded"):
+        return f"console error: {text}"
+    return None
+
+
+def watch(context, problems: list[str]) -> None:
+    """Record CSP violations, console errors and uncaught exceptions of every page of `context`."""
+    def on_console(message) -> None:
+        problem = console_problem(message)
+        if problem:
+            problems.append(f"{problem} (on {message.page.url if message.page else '?'})")
+
+    context.on("console", on_console)
+    context.on("weberror", lambda error: problems.append(f"uncaught error: {error.error}"))
+    # Chrome does not always put CSP reports on the console: listen for the DOM event as well.
+    context.expose_binding("__copydeckCspViolation", lambda source, text: problems.append(text))
+    context.add_init_script(CSP_LISTENER)
+
+
+@pytest.fixture(autouse=True)
+def page_problems(request, browser, monkeypatch):
+    """Every browser context a test opens is watched; a test that passed with problems fails."""
+    problems: list[str] = []
+    new_context = browser.new_context
+
+    def watched_context(*args, **kwargs):
+        context = new_context(*args, **kwargs)
+        watch(context, problems)
+        return context
+
+    monkeypatch.setattr(browser, "new_context", watched_context)
+    yield problems
+    passed = getattr(request.node, "rep_call", None)
+    if passed is not None and passed.passed and problems:
+        pytest.fail("the pages reported problems:\n" + "\n".join(dict.fromkeys(problems)), pytrace=False)
+
+
 @pytest.fixture
 def page(context, request):
     """A fresh page; JavaScript errors are collected in ``page.js_errors``."""
@@ -159,3 +216,4 @@ def page(context, request):
             page.screenshot(path=str(SHOTS / f"{request.node.name}.png"), full_page=True)
         except Exception as exc:  # noqa: BLE001 - a missing screenshot must not hide the failure
             print(f"could not save a screenshot: {exc!r}")
+
