@@ -47,7 +47,7 @@ SCRUBBED = (
 )
 
 
-def _run_module():
+def make_run_module():
     """scripts/run.py, imported by path (scripts/ is not a package); importing it has no side effects."""
     spec = importlib.util.spec_from_file_location("copydeck_make_run", ROOT / "scripts" / "run.py")
     module = importlib.util.module_from_spec(spec)
@@ -154,7 +154,7 @@ class Stack:
             DATABASE_URL=os.environ.get("BENCH_DATABASE_URL") or f"sqlite:///{self.db_path}",
             MAIL_OUTBOX=str(self.workdir / "outbox"),
         )
-        self.commands = _run_module().processes(env, instance=self.workdir)
+        self.commands = make_run_module().processes(env, instance=self.workdir)
         missing = {"redis", "web", "worker"} - set(self.commands)
         if missing or "llm" in self.commands:
             raise RuntimeError(f"unexpected process set from scripts/run.py: {sorted(self.commands)}")

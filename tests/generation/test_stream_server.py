@@ -5,12 +5,10 @@ page requests still answered meanwhile, and every stream gets the end of its gen
 """
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shlex
 import signal
-import socket
 import subprocess
 import threading
 from pathlib import Path
@@ -19,30 +17,18 @@ import pytest
 import requests
 
 from app.generation.streams import GenerationStream
+from bench.stack import free_port, make_run_module
 from tests.generation.helpers import submit
 
 REPO = Path(__file__).resolve().parents[2]
 STREAMS = 60  # more than a gthread worker's default stream budget (WEB_THREADS // 2 = 32)
 
 
-def _make_run():
-    spec = importlib.util.spec_from_file_location("copydeck_make_run", REPO / "scripts" / "run.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
 def stream_server(base_env, tmp_root):
-    env = {**os.environ, **base_env, "PORT": str(_free_port()), "STREAM_MAX_PER_USER": str(STREAMS), "STREAM_MAX_PER_GENERATION": str(STREAMS),
+    env = {**os.environ, **base_env, "PORT": str(free_port()), "STREAM_MAX_PER_USER": str(STREAMS), "STREAM_MAX_PER_GENERATION": str(STREAMS),
            "PYTHONUNBUFFERED": "1"}
-    command = _make_run().stream_server(env, "127.0.0.1")
+    command = make_run_module().stream_server(env, "127.0.0.1")
     log_path = tmp_root / "stream-server.log"
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(shlex.split(command), cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
