@@ -23,6 +23,7 @@ Settings (environment):
       reaches every process of the stack.
   BENCH_USERS (100)            users in the burst (b)
   BENCH_USERS300 (300)         users in the burst (c); 0 skips it
+  BENCH_STREAM_SERVER=0        no live-stream server: streams go to the page server (an experiment)
   BENCH_WARMUP (40)            generations run at once to warm the stack up before measuring
   BENCH_RUNS (8)               app/direct pairs in (a), at most 18 (one Free user's quota)
   BENCH_TEMPLATE (instagram-caption)   seeded template to generate with
@@ -403,7 +404,7 @@ class Bench:
         time.sleep(1.0)
         self.report["worker_pss_idle_mib"] = self.stack.pss_mib("worker")
         form1 = template_form(self.slug, 1)
-        log(f"signing up {self.users_n + 1} users (one loopback address each)...")
+        log(f"signing up {max(self.users_n, self.users300) + 1} users (one loopback address each)...")
         single, burst_users = self.sign_up()
         log(f"warming up: {min(self.warmup, len(burst_users))} generations at once, then one more...")
         sample = self.warm_up(single, burst_users, form1)

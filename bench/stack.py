@@ -195,6 +195,9 @@ class Stack:
         wait_port(int(env["EMBEDDED_REDIS_PORT"]), 15)
         self._flask("db", "upgrade")
         self._flask("seed")
+        if os.environ.get("BENCH_STREAM_SERVER") == "0":  # an experiment: streams on the page server
+            self.commands.pop("stream", None)
+            env.pop("STREAM_PORT", None)
         self._spawn("web", shlex.split(self.commands["web"]))
         if "stream" in self.commands:
             self._spawn("stream", shlex.split(self.commands["stream"]))
