@@ -40,8 +40,8 @@
   }
 
   // Live text: each SSE event is a batch of stream entries (app/generation/streams.py SSE_FORMAT).
-  // Streamed text goes into a per-variant queue that animation frames drain over about three
-  // frames, so a batch of several tokens still appears as a smooth stream.
+  // Streamed text goes into a per-variant queue that animation frames drain in about three
+  // steps that end on word boundaries, so a batch of several tokens still appears as a smooth stream.
   function bindStream(pane) {
     if (pane.dataset.bound || !pane.dataset.streamUrl || pane.hasAttribute("hx-trigger")) return;
     pane.dataset.bound = "1";
@@ -62,7 +62,10 @@
       frame = null;
       Object.keys(pending).forEach(function (i) {
         var rest = pending[i];
+        // About a third of what waits, extended to the end of a word (never half a word).
         var take = Math.max(1, Math.ceil(rest.length / 3));
+        var space = rest.slice(take).search(/\s/);
+        take = space < 0 ? rest.length : take + space + 1;
         setText(i, rest.slice(0, take), true);
         if (take >= rest.length) delete pending[i]; else pending[i] = rest.slice(take);
       });
