@@ -6,53 +6,23 @@ page requests still answered meanwhile, and every stream gets the end of its gen
 from __future__ import annotations
 
 import json
-import os
-import shlex
-import signal
-import subprocess
 import threading
-from pathlib import Path
 
 import pytest
 import requests
 
 from app.generation.streams import GenerationStream
-from bench.stack import free_port, make_run_module
 from tests.generation.helpers import submit
+from tests.stream_server import running_stream_server
 
-REPO = Path(__file__).resolve().parents[2]
 STREAMS = 60  # more than a gthread worker's default stream budget (WEB_THREADS // 2 = 32)
 
 
 @pytest.fixture
 def stream_server(base_env, tmp_root):
-    env = {**os.environ, **base_env, "PORT": str(free_port()), "STREAM_MAX_PER_USER": str(STREAMS), "STREAM_MAX_PER_GENERATION": str(STREAMS),
-           "PYTHONUNBUFFERED": "1"}
-    command = make_run_module().stream_server(env, "127.0.0.1")
-    log_path = tmp_root / "stream-server.log"
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(shlex.split(command), cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
-    base = f"http://127.0.0.1:{env['STREAM_PORT']}"
-    try:
-        for _ in range(300):
-            if proc.poll() is not None:
-                pytest.fail(f"the stream server exited:\n{log_path.read_text()[-3000:]}")
-            try:
-                requests.get(base + "/up", timeout=5)
-                break
-            except requests.RequestException:
-                threading.Event().wait(0.1)
-        else:
-            pytest.fail(f"the stream server did not answer:\n{log_path.read_text()[-3000:]}")
-        yield base
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(5)
+    with running_stream_server(base_env, tmp_root, STREAM_MAX_PER_USER=str(STREAMS),
+                               STREAM_MAX_PER_GENERATION=str(STREAMS)) as url:
+        yield url
 
 
 def test_the_gevent_stream_server_holds_many_streams_and_still_serves_pages(app, client, login, stream_server):
