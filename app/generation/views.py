@@ -185,7 +185,8 @@ def _stream_cors(response):
     inside the session cookie's reach; any other origin gets no CORS headers.
     """
     origin = request.headers.get("Origin")
-    if request.endpoint == "generation.stream" and origin and urlsplit(origin).hostname == urlsplit("//" + request.host).hostname:
+    same_host = origin and urlsplit(origin).hostname == urlsplit("//" + request.host).hostname
+    if request.endpoint == "generation.stream" and same_host:
         response.headers["Access-Control-Allow-Origin"] = origin
         response.headers["Access-Control-Allow-Credentials"] = "true"
         response.headers["Access-Control-Allow-Headers"] = "Last-Event-ID, Cache-Control"
