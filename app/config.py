@@ -97,8 +97,8 @@ def load() -> dict:
         "SSE_BLOCK_MS": _int("SSE_BLOCK_MS", 15000),
         "STREAM_TTL_SECONDS": _int("STREAM_TTL_SECONDS", 3600),
         # Live streams (SSE): bounds per user, generation and web process; leases expire unless renewed.
-        "STREAM_MAX_PER_USER": _int("STREAM_MAX_PER_USER", 8),
-        "STREAM_MAX_PER_GENERATION": _int("STREAM_MAX_PER_GENERATION", 3),
+        "STREAM_MAX_PER_USER": _int("STREAM_MAX_PER_USER", 10),
+        "STREAM_MAX_PER_GENERATION": _int("STREAM_MAX_PER_GENERATION", 5),
         "STREAM_MAX_PER_PROCESS": _int("STREAM_MAX_PER_PROCESS", max(1, _int("WEB_THREADS", 64) // 2)),
         "STREAM_LEASE_SECONDS": _int("STREAM_LEASE_SECONDS", 30),
         "STREAM_RECHECK_SECONDS": _float("STREAM_RECHECK_SECONDS", 5.0),
