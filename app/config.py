@@ -180,6 +180,14 @@ def load() -> dict:
         "RATELIMIT_HEADERS_ENABLED": True,
         "SSE_BLOCK_MS": _int("SSE_BLOCK_MS", 15000),
         "STREAM_TTL_SECONDS": _int("STREAM_TTL_SECONDS", 3600),
+        # Live streams (SSE): bounds per user, generation and web process; leases expire unless renewed.
+        "STREAM_MAX_PER_USER": _int("STREAM_MAX_PER_USER", 10),
+        "STREAM_MAX_PER_GENERATION": _int("STREAM_MAX_PER_GENERATION", 5),
+        "STREAM_MAX_PER_PROCESS": _int("STREAM_MAX_PER_PROCESS", max(1, _int("WEB_THREADS", 64) // 2)),
+        "STREAM_LEASE_SECONDS": _int("STREAM_LEASE_SECONDS", 30),
+        "STREAM_RECHECK_SECONDS": _float("STREAM_RECHECK_SECONDS", 5.0),
+        # Port of the separate live-stream server on the page's own host (make run sets it); empty: same origin.
+        "STREAM_PORT": os.environ.get("STREAM_PORT") or None,
         "HISTORY_PAGE_SIZE": _int("HISTORY_PAGE_SIZE", 20),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import Flask, abort, current_app, request
+from flask import Flask, abort, current_app, has_request_context, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 # Endpoint -> the setting that bounds its request body (every other route: MAX_CONTENT_LENGTH).
@@ -28,8 +28,19 @@ BODY_LIMITS = {
 STRIPE_HOSTED_PAGES = ("https://checkout.stripe.com", "https://billing.stripe.com")
 
 
+def stream_origin(app: Flask) -> str | None:
+    """The live-stream server's origin for this request: same scheme and host, STREAM_PORT
+    (pages open their EventSource there when `make run` runs a separate stream server)."""
+    port = app.config.get("STREAM_PORT")
+    if not port or not has_request_context():
+        return None
+    host = request.host.rsplit(":", 1)[0] if not request.host.endswith("]") else request.host
+    return f"{request.scheme}://{host}:{port}"
+
+
 def content_security_policy(app: Flask) -> str:
-    """The policy: everything from this origin only, nothing inline, no framing."""
+    """The policy: everything from this origin only (plus the live-stream server's port),
+    nothing inline, no framing."""
     form_targets = ["'self'", *STRIPE_HOSTED_PAGES]
     api_base = app.config.get("STRIPE_API_BASE")
     if api_base:  # stripe-mock or the tests' fake serve the hosted pages themselves
@@ -40,7 +51,7 @@ def content_security_policy(app: Flask) -> str:
         "script-src": "'self'",
         "style-src": "'self'",
         "img-src": "'self' data:",
-        "connect-src": "'self'",
+        "connect-src": " ".join(filter(None, ["'self'", stream_origin(app)])),
         "object-src": "'none'",
         "base-uri": "'self'",
         "form-action": " ".join(form_targets),

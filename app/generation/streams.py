@@ -8,13 +8,28 @@ browser resumes from its Last-Event-ID. Entry types:
   variant {v, text, chars, over}   final text of one variant
   failed  {message}
   done    {}
+
+SSE_FORMAT: what the SSE endpoint sends (static/js/app.js and bench/client.py read it).
+  retry: 2000                               first, once
+  id: <id of the batch's last entry>
+  event: batch
+  data: [["<type>",{<entry data>}], ...]    one event per XREAD: every entry it returned, in
+                                            order, as [type, data] pairs; it ends at done/failed
+  event: closed / data: {"reason": "signed-out"}   the user was suspended or signed out
+                                            everywhere meanwhile: reload (the stream ends)
+  : keep-alive                              a comment while nothing happens
+A `token` entry's t may hold many tokens (the worker flushes in batches).
 """
 from __future__ import annotations
 
 import json
-from typing import Iterator
+import time
+from typing import TYPE_CHECKING, Callable, Iterator
 
 from redis import Redis
+
+if TYPE_CHECKING:
+    from app.generation.live import StreamLease
 
 FINAL_TYPES = ("done", "failed")
 
@@ -54,17 +69,18 @@ class GenerationStream:
         pipe.execute()
 
 
-def read_events(redis: Redis, generation_id: int, last_id: str, block_ms: int) -> list[tuple[str, str, dict]]:
-    """Entries after last_id, waiting up to block_ms for the first one."""
+def read_batch(redis: Redis, generation_id: int, last_id: str, block_ms: int) -> list[tuple[str, str, bytes]]:
+    """Entries after last_id as (id, type, raw JSON data), waiting up to block_ms for the first one.
+
+    The data stays undecoded: the SSE endpoint forwards it as it is.
+    """
     response = redis.xread({stream_key(generation_id): last_id}, block=block_ms, count=1000)
-    events = []
-    for _key, entries in response or []:
-        for entry_id, fields in entries:
+    entries = []
+    for _key, items in response or []:
+        for entry_id, fields in items:
             entry_id = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
-            kind = fields[b"type"].decode()
-            data = json.loads(fields[b"data"])
-            events.append((entry_id, kind, data))
-    return events
+            entries.append((entry_id, fields[b"type"].decode(), fields[b"data"]))
+    return entries
 
 
 def partial_texts(redis: Redis, generation_id: int, variant_count: int) -> list[str]:
@@ -85,27 +101,72 @@ def partial_texts(redis: Redis, generation_id: int, variant_count: int) -> list[
     return texts
 
 
-def sse_format(entry_id: str, kind: str, data: dict) -> str:
-    return f"id: {entry_id}\nevent: {kind}\ndata: {json.dumps(data)}\n\n"
+def batch_event(entries: list[tuple[str, str, bytes]]) -> str:
+    """One SSE event for the entries of one XREAD (see SSE_FORMAT), up to the first final entry.
 
-
-def iter_sse(redis: Redis, generation_id: int, last_id: str, block_ms: int, max_idle_rounds: int) -> Iterator[str]:
-    """The SSE body: entries from last_id until a final entry, with keep-alives."""
-    yield "retry: 2000\n\n"
-    idle = 0
-    while idle < max_idle_rounds:
-        events = read_events(redis, generation_id, last_id, block_ms)
-        if not events:
-            idle += 1
-            if not redis.exists(stream_key(generation_id)) and idle > 1:
-                # Nothing was ever written, or it expired: let the page fetch the final state.
-                yield sse_format(last_id, "done", {"expired": True})
-                return
-            yield ": keep-alive\n\n"
-            continue
-        idle = 0
-        for entry_id, kind, data in events:
+    The worker's JSON is forwarded byte for byte (no decode and re-encode per entry); JSON
+    keeps newlines inside strings escaped, and anything else is re-encoded on one line.
+    """
+    parts = []
+    last_id = entries[-1][0]
+    for entry_id, kind, raw in entries:
+        data = raw.decode()
+        if "\n" in data or "\r" in data:
+            data = json.dumps(json.loads(data))
+        parts.append(f'["{kind}",{data}]')
+        if kind in FINAL_TYPES:
             last_id = entry_id
-            yield sse_format(entry_id, kind, data)
-            if kind in FINAL_TYPES:
+            break
+    return f"id: {last_id}\nevent: batch\ndata: [{','.join(parts)}]\n\n"
+
+
+def is_final(entries: list[tuple[str, str, bytes]]) -> bool:
+    return any(kind in FINAL_TYPES for _id, kind, _raw in entries)
+
+
+EXPIRED_EVENT = 'event: batch\ndata: [["done",{"expired":true}]]\n\n'
+RETRY_LINE = "retry: 2000\n\n"
+
+
+def closed_event(reason: str) -> str:
+    return f"event: closed\ndata: {json.dumps({'reason': reason})}\n\n"
+
+
+def iter_sse(redis: Redis, generation_id: int, last_id: str, block_ms: int, max_idle_rounds: int,
+             check_every: float = 0.0, still_allowed: Callable[[], bool] | None = None,
+             lease: "StreamLease | None" = None) -> Iterator[str]:
+    """The SSE body: one `batch` event per XREAD from last_id until a final entry, with keep-alives.
+
+    Every `check_every` seconds it renews the stream's lease and asks `still_allowed()`
+    (is the user still signed in and not suspended?); when not, it sends `closed` and ends.
+    The lease is released however the body ends (done, client gone, error).
+    """
+    try:
+        yield RETRY_LINE
+        idle = 0
+        next_check = time.monotonic() + check_every
+        while idle < max_idle_rounds:
+            if still_allowed is not None and time.monotonic() >= next_check:
+                next_check = time.monotonic() + check_every
+                if not still_allowed():
+                    yield closed_event("signed-out")
+                    return
+                if lease is not None:
+                    lease.renew()
+            entries = read_batch(redis, generation_id, last_id, block_ms)
+            if not entries:
+                idle += 1
+                if idle > 1 and not redis.exists(stream_key(generation_id)):
+                    # Nothing was ever written, or it expired: let the page fetch the final state.
+                    yield EXPIRED_EVENT
+                    return
+                yield ": keep-alive\n\n"
+                continue
+            idle = 0
+            last_id = entries[-1][0]
+            yield batch_event(entries)
+            if is_final(entries):
                 return
+    finally:
+        if lease is not None:
+            lease.release()

@@ -1,6 +1,8 @@
 """Generate, watch the variants stream in, and work with them."""
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from flask import (Blueprint, Response, abort, current_app, flash, g, make_response, redirect, render_template,
                    request, url_for)
 from flask_login import current_user
@@ -13,8 +15,9 @@ from app.extensions import db, limiter
 from app.generation import services
 from app.generation.forms import build_generate_form, template_fields, values_from
 from app.generation.models import Generation, Variant
-from app.generation.streams import iter_sse, partial_texts
 from app.admin.model_policy import ModelNotAllowed
+from app.generation.live import StreamLease, TooManyStreams
+from app.generation.streams import EXPIRED_EVENT, RETRY_LINE, iter_sse, partial_texts
 from app.quota.services import QuotaExceeded
 from app.web import htmx_redirect, is_htmx, workspace_required
 from app.workspaces.services import get_in_workspace_or_404, variant_in_workspace_or_404
@@ -140,23 +143,88 @@ def variants(generation_id: int):
 @bp.route("/generations/<int:generation_id>/stream")
 @workspace_required
 def stream(generation_id: int):
-    """Server-Sent Events from the generation's Redis Stream, resumable by Last-Event-ID."""
+    """Server-Sent Events from the generation's Redis Stream, resumable by Last-Event-ID.
+
+    One `batch` event per XREAD (streams.SSE_FORMAT). A stream takes a lease (live.py):
+    too many open for this user, generation or process is a 429 and the page polls instead.
+    """
     generation = _generation_or_404(generation_id)
     redis = current_app.extensions["redis"]
+    config = current_app.config
     last_id = request.headers.get("Last-Event-ID") or request.args.get("last_id") or "0-0"
     if not _valid_stream_id(last_id):
         last_id = "0-0"
-    block_ms = current_app.config["SSE_BLOCK_MS"]
-    max_idle = max(2, (current_app.config["JOB_TIMEOUT"] * 1000) // block_ms + 2)
     if generation.is_finished and not redis.exists(f"gen:{generation.id}"):
-        body = iter(["retry: 2000\n\n", "event: done\ndata: {}\n\n"])
-    else:
-        body = iter_sse(redis, generation.id, last_id, block_ms, max_idle)
-    # The body runs after the request's DB session is closed: it only touches Redis.
+        db.session.remove()
+        return _sse(iter([RETRY_LINE, EXPIRED_EVENT]))
+    login_id = current_user.get_id()
+    try:
+        lease = StreamLease.acquire(
+            redis, user_key=str(current_user.id), generation_id=generation.id,
+            per_user=config["STREAM_MAX_PER_USER"], per_generation=config["STREAM_MAX_PER_GENERATION"],
+            per_process=config["STREAM_MAX_PER_PROCESS"], lease_seconds=config["STREAM_LEASE_SECONDS"])
+    except TooManyStreams as exc:
+        db.session.remove()
+        return Response(_too_many_message(exc), status=429, mimetype="text/plain",
+                        headers={"Retry-After": "10"})
+    check_every = config["STREAM_RECHECK_SECONDS"]
+    block_ms = min(config["SSE_BLOCK_MS"], int(check_every * 1000))
+    max_idle = max(2, (config["JOB_TIMEOUT"] * 1000) // block_ms + 2)
+    body = iter_sse(redis, generation.id, last_id, block_ms, max_idle, check_every=check_every,
+                    still_allowed=_session_checker(current_app._get_current_object(), login_id), lease=lease)
+    # The body runs after the request's DB session is closed: it touches Redis, and the
+    # database only for the periodic re-check, in an app context of its own.
     db.session.remove()
+    response = _sse(body)
+    response.call_on_close(lease.release)  # also when the body never started
+    return response
+
+
+def _sse(body) -> Response:
     return Response(body, mimetype="text/event-stream", headers={
         "Cache-Control": "no-cache", "X-Accel-Buffering": "no",
     })
+
+
+def _too_many_message(exc: TooManyStreams) -> str:
+    if exc.scope == "process":
+        return "The server is holding as many live streams as it can. This page will update every few seconds instead."
+    whose = "your account" if exc.scope == "user" else "this generation"
+    return (f"Too many live streams are open for {whose} (at most {exc.limit}). Close other tabs showing "
+            "generations; this page will update every few seconds instead.")
+
+
+def _session_checker(app, login_id: str | None):
+    """is the stream's user still signed in and allowed? (re-asked while the stream is open)
+
+    Goes through the login manager's user loader with the session's id, so whatever ends a
+    session at the next request (suspension, a revoked session token) ends the stream too.
+    """
+    def still_allowed() -> bool:
+        with app.app_context():
+            try:
+                user = app.login_manager._user_callback(login_id)
+                return user is not None and user.is_active
+            finally:
+                db.session.remove()
+    return still_allowed
+
+
+@bp.after_request
+def _stream_cors(response):
+    """Let pages on another port of the same host open live streams (the make run stream server).
+
+    Browsers send a host's cookies to every port of it (RFC 6265 8.5), so a page there is already
+    inside the session cookie's reach; any other origin gets no CORS headers.
+    """
+    origin = request.headers.get("Origin")
+    same_host = origin and urlsplit(origin).hostname == urlsplit("//" + request.host).hostname
+    if request.endpoint == "generation.stream" and same_host:
+        response.headers["Access-Control-Allow-Origin"] = origin
+        response.headers["Access-Control-Allow-Credentials"] = "true"
+        response.headers["Access-Control-Allow-Headers"] = "Last-Event-ID, Cache-Control"
+        response.headers.add("Vary", "Origin")
+    return response
 
 
 def _valid_stream_id(value: str) -> bool:

@@ -32,12 +32,24 @@
     htmx.ajax("GET", pane.dataset.paneUrl, { target: pane, swap: "outerHTML" });
   }
 
+  // The URL of a pane's live stream: its own path, on the stream server's port when there is one.
+  function streamUrl(pane) {
+    var port = pane.dataset.streamPort;
+    if (!port) return pane.dataset.streamUrl;
+    return location.protocol + "//" + location.hostname + ":" + port + pane.dataset.streamUrl;
+  }
+
+  // Live text: each SSE event is a batch of stream entries (app/generation/streams.py SSE_FORMAT).
+  // Streamed text goes into a per-variant queue that animation frames drain in about three
+  // steps that end on word boundaries, so a batch of several tokens still appears as a smooth stream.
   function bindStream(pane) {
     if (pane.dataset.bound || !pane.dataset.streamUrl || pane.hasAttribute("hx-trigger")) return;
     pane.dataset.bound = "1";
     if (!window.EventSource) { switchToPolling(pane); return; }
-    var source = new EventSource(pane.dataset.streamUrl);
+    var source = new EventSource(streamUrl(pane), { withCredentials: !!pane.dataset.streamPort });
     var errors = 0;
+    var pending = {};
+    var frame = null;
     function variantEl(i) { return pane.querySelector('.variant[data-index="' + i + '"]'); }
     function setText(i, text, append) {
       var card = variantEl(i);
@@ -46,21 +58,54 @@
       t.textContent = append ? t.textContent + text : text;
       renderCount(card.querySelector("[data-role=chars]"), t.textContent);
     }
-    source.addEventListener("started", function () {
-      var line = pane.querySelector(".status-line");
-      if (line) line.lastChild.textContent = " Writing…";
+    function drain() {
+      frame = null;
+      Object.keys(pending).forEach(function (i) {
+        var rest = pending[i];
+        // About a third of what waits, extended to the end of a word (never half a word).
+        var take = Math.max(1, Math.ceil(rest.length / 3));
+        var space = rest.slice(take).search(/\s/);
+        take = space < 0 ? rest.length : take + space + 1;
+        setText(i, rest.slice(0, take), true);
+        if (take >= rest.length) delete pending[i]; else pending[i] = rest.slice(take);
+      });
+      if (Object.keys(pending).length) frame = window.requestAnimationFrame(drain);
+    }
+    function flush(i) {
+      if (pending[i] !== undefined) { setText(i, pending[i], true); delete pending[i]; }
+    }
+    function flushAll() { Object.keys(pending).forEach(flush); }
+    function finish() { flushAll(); source.close(); showFinal(pane); }
+    var apply = {
+      started: function () {
+        var line = pane.querySelector(".status-line");
+        if (line) line.lastChild.textContent = " Writing…";
+      },
+      token: function (d) {
+        pending[d.v] = (pending[d.v] || "") + d.t;
+        if (frame === null) frame = window.requestAnimationFrame(drain);
+      },
+      reset: function (d) { delete pending[d.v]; setText(d.v, "", false); },
+      variant: function (d) { delete pending[d.v]; setText(d.v, d.text, false); },
+      done: finish,
+      failed: finish
+    };
+    source.addEventListener("batch", function (e) {
+      errors = 0;
+      JSON.parse(e.data).forEach(function (entry) {
+        var handler = apply[entry[0]];
+        if (handler) handler(entry[1]);
+      });
     });
-    source.addEventListener("token", function (e) { errors = 0; var d = JSON.parse(e.data); setText(d.v, d.t, true); });
-    source.addEventListener("reset", function (e) { var d = JSON.parse(e.data); setText(d.v, "", false); });
-    source.addEventListener("variant", function (e) { var d = JSON.parse(e.data); setText(d.v, d.text, false); });
-    function finish() { source.close(); showFinal(pane); }
-    source.addEventListener("done", finish);
-    source.addEventListener("failed", finish);
+    // The user was suspended or signed out everywhere: the page itself will say so.
+    source.addEventListener("closed", function () { source.close(); window.location.reload(); });
     source.onerror = function () {
       errors += 1;
-      // The browser reconnects by itself, sending Last-Event-ID; after repeated failures, poll.
+      // The browser reconnects by itself, sending Last-Event-ID; after repeated failures
+      // (or a refusal, such as 429 for too many open streams), poll.
       if (source.readyState === EventSource.CLOSED || errors > 3) {
         source.close();
+        flushAll();
         switchToPolling(pane);
       }
     };

@@ -48,7 +48,7 @@ def test_generate_streams_and_stores_variants(app, client, login, run_worker, fa
 
     stream = client.get(f"/generations/{generation_id}/stream")
     body = stream.get_data(as_text=True)
-    assert "event: token" in body and "event: done" in body
+    assert '["token",' in body and '["done",{}]' in body
     page = client.get(f"/generations/{generation_id}")
     assert page.status_code == 200
     assert "Variant copy for" in page.get_data(as_text=True)

@@ -1,0 +1,35 @@
+"""The bench's figures and its last line, from a recorded report (the harness itself: bench/test_smoke.py)."""
+from __future__ import annotations
+
+import re
+
+from bench.run import last_line, metrics
+
+LAST_LINE = re.compile(
+    r"^ttft_added_ms=-?\d+ total_ratio=\d+\.\d\d burst_p95_ratio=\d+\.\d\d burst_errors=\d+ "
+    r"burst300_p95_ratio=\d+\.\d\d burst300_errors=\d+ cpu_ratio=\d+\.\d\d cpu_ms_per_gen=\d+ "
+    r"mib_per_inflight=-?\d+\.\d\d$")
+
+
+def _burst(users: int, p95: float, errors: int, cpu: dict, memory: dict | None = None) -> dict:
+    return {"users": users, "variants": 1, "e2e_p95": p95, "errors": errors, "cpu_s": cpu, "memory": memory}
+
+
+def test_figures_and_last_line_from_a_report():
+    report = {
+        "single": {"app_ttft": 230.0, "direct_ttft": 205.0, "app_total": 1240.0, "direct_total": 1210.0,
+                   "direct_client_cpu_ms": 40.0},
+        # 100 generations: 6 CPU-s of stack (the load generator and the fake LLM are not the stack's)
+        "burst": _burst(100, 2480.0, 0, {"web": 1.5, "stream": 0.5, "worker": 3.5, "redis": 0.5,
+                                         "fake_llm": 2.0, "load generator": 1.0, "other processes": 0.3}),
+        "burst300": _burst(300, 3720.0, 2, {}, {"in_flight": 250, "pss_mib": 600.0}),
+        "worker_pss_idle_mib": 100.0,
+    }
+    m = metrics(report)
+    assert m == {"ttft_added_ms": 25, "total_ratio": 1240 / 1210, "burst_p95_ratio": 2.0, "burst_errors": 0,
+                 "burst300_p95_ratio": 3.0, "burst300_errors": 2, "cpu_ratio": 1.5, "cpu_ms_per_gen": 60,
+                 "mib_per_inflight": 2.0}
+    line = last_line(m)
+    assert LAST_LINE.match(line), line
+    assert line == ("ttft_added_ms=25 total_ratio=1.02 burst_p95_ratio=2.00 burst_errors=0 burst300_p95_ratio=3.00 "
+                    "burst300_errors=2 cpu_ratio=1.50 cpu_ms_per_gen=60 mib_per_inflight=2.00")
