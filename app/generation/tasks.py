@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from flask import current_app
+from rq import Retry, get_current_job
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 
@@ -24,7 +25,7 @@ from app.generation.rules import check, clean_output, repair_instruction
 from app.generation.services import refresh_search_document
 from app.generation.streams import GenerationStream
 from app.admin.settings import effective_temperature, llm_settings
-from app.llm import LLMError, stream_chat
+from app.llm import LLMError, LLMInterrupted, stream_chat
 from app.quota import services as quota
 from workers import job_app
 
@@ -36,6 +37,7 @@ class VariantResult:
     text: str = ""
     over_limit: bool = False
     repaired: bool = False
+    cut_off: bool = False
     prompt_tokens: int = 0
     completion_tokens: int = 0
     model: str = ""
@@ -62,17 +64,26 @@ UNEXPECTED_FAILURE = "Something went wrong on our side while writing. Your quota
 def _fail_unexpected(generation_id: int) -> None:
     """A bug or an outage mid-job: fail the generation and refund, so nothing stays stuck."""
     db.session.rollback()
-    updated = db.session.execute(
+    stream = GenerationStream(current_app.extensions["redis"], generation_id, current_app.config["STREAM_TTL_SECONDS"])
+    fail_and_refund(generation_id, UNEXPECTED_FAILURE, stream, ("queued", "running"))
+
+
+def fail_and_refund(generation_id: int, message: str, stream: GenerationStream, from_states: tuple[str, ...]) -> bool:
+    """Move the row from one of `from_states` to failed, refund, commit, and close the stream.
+
+    One conditional UPDATE decides, so of two racing callers only one refunds and writes the end.
+    """
+    moved = db.session.execute(
         update(Generation)
-        .where(Generation.id == generation_id, Generation.status.in_(("queued", "running")))
-        .values(status="failed", finished_at=utcnow(), error_message=UNEXPECTED_FAILURE)
-    )
-    if updated.rowcount:
+        .where(Generation.id == generation_id, Generation.status.in_(from_states))
+        .values(status="failed", finished_at=utcnow(), error_message=message)
+    ).rowcount
+    if moved:
         quota.refund(generation_id)
     db.session.commit()
-    if updated.rowcount:
-        GenerationStream(current_app.extensions["redis"], generation_id,
-                         current_app.config["STREAM_TTL_SECONDS"]).finish("failed", message=UNEXPECTED_FAILURE)
+    if moved:
+        stream.finish("failed", message=message)
+    return bool(moved)
 
 
 def _run(generation_id: int) -> str:
@@ -89,7 +100,7 @@ def _run(generation_id: int) -> str:
     settings = llm_settings(version.model)
     max_tokens = version.max_tokens or settings.max_tokens
     redis = current_app.extensions["redis"]
-    stream = GenerationStream(redis, generation_id, config["STREAM_TTL_SECONDS"])
+    stream = GenerationStream(redis, generation_id, config["STREAM_TTL_SECONDS"], config["STREAM_FLUSH_MS"])
     fmt, limit = version.format, version.max_chars
     job_start = time.monotonic()
     deadline_at = job_start + settings.deadline
@@ -115,6 +126,7 @@ def _run(generation_id: int) -> str:
                 on_restart=lambda: stream.reset(position),
             )
             text = clean_output(completion.text, fmt)
+            result.cut_off = completion.cut_off
             result.prompt_tokens += completion.prompt_tokens
             result.completion_tokens += completion.completion_tokens
             result.model = completion.model
@@ -139,6 +151,9 @@ def _run(generation_id: int) -> str:
                     if repaired_text:
                         text = repaired_text
                         result.repaired = True
+                        result.cut_off = repaired.cut_off
+                except LLMInterrupted:
+                    raise
                 except LLMError as exc:
                     log.warning("generation %s variant %s: repair failed: %s", generation_id, position, exc)
                 verdict = check(text, fmt, limit)
@@ -147,6 +162,8 @@ def _run(generation_id: int) -> str:
             result.text = text
             result.over_limit = not verdict.ok
             stream.variant(position, text, result.over_limit)
+        except LLMInterrupted as exc:
+            result.error = exc
         except LLMError as exc:
             log.warning("generation %s variant %s failed: %s", generation_id, position, exc)
             result.error = exc
@@ -158,7 +175,40 @@ def _run(generation_id: int) -> str:
     else:
         with ThreadPoolExecutor(max_workers=count, thread_name_prefix=f"gen{generation_id}") as pool:
             results = list(pool.map(produce, range(count)))
+    if any(isinstance(r.error, LLMInterrupted) for r in results):
+        return _hand_back(generation_id, stream, count)
     return _store(generation_id, results, stream, settings.model)
+
+
+MAX_REQUEUES = 1
+INTERRUPTED = "This generation was interrupted while the service restarted. Your quota was not used; please try again."
+
+
+def _hand_back(generation_id: int, stream: GenerationStream, count: int) -> str | Retry:
+    """The worker is shutting down mid-generation: run it again once, else fail and refund.
+
+    The row moves out of `running` with one conditional UPDATE, so whichever
+    path runs does so exactly once. A requeue clears what the browser showed
+    (a `reset` per variant) and keeps the quota reserved for the next run; RQ
+    puts the same job back on its queue (the job returns `Retry`).
+    """
+    db.session.rollback()
+    job = get_current_job()
+    if job is not None and (job.number_of_retries or 0) < MAX_REQUEUES:
+        moved = db.session.execute(
+            update(Generation).where(Generation.id == generation_id, Generation.status == "running")
+            .values(status="queued", started_at=None)
+        ).rowcount
+        db.session.commit()
+        if moved:
+            for position in range(count):
+                stream.reset(position)
+            log.warning("generation %s: interrupted by shutdown, requeued", generation_id)
+            return Retry(max=MAX_REQUEUES)
+        return "interrupted"
+    if fail_and_refund(generation_id, INTERRUPTED, stream, ("running",)):
+        log.warning("generation %s: interrupted by shutdown again, failed and refunded", generation_id)
+    return "failed"
 
 
 def _store(generation_id: int, results: list[VariantResult], stream: GenerationStream, default_model: str) -> str:
@@ -181,7 +231,7 @@ def _store(generation_id: int, results: list[VariantResult], stream: GenerationS
         for result in succeeded:
             db.session.add(Variant(
                 generation_id=generation_id, position=result.position, text=result.text,
-                over_limit=result.over_limit, repaired=result.repaired,
+                over_limit=result.over_limit, repaired=result.repaired, cut_off=result.cut_off,
             ))
         db.session.flush()
     except IntegrityError:
