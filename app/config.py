@@ -74,7 +74,7 @@ def load() -> dict:
         # Characters kept per variant; longer model output is cut there and flagged.
         "LLM_MAX_OUTPUT_CHARS": _int("LLM_MAX_OUTPUT_CHARS", 20000),
         # Worker runtime: processes x threads = generations in flight; seconds to finish them on SIGTERM.
-        "WORKER_THREADS": _int("WORKER_THREADS", 64),
+        "WORKER_THREADS": _int("WORKER_THREADS", 150),
         "WORKER_GRACE": _float("WORKER_GRACE", 25.0),
         # Tokens reach the Redis stream in batches: the first at once, then at most every STREAM_FLUSH_MS.
         "STREAM_FLUSH_MS": _int("STREAM_FLUSH_MS", 50),

@@ -11,13 +11,17 @@ from typing import Any
 
 from flask import Flask, current_app, has_app_context
 from redis import Redis
-from rq import Queue
+from rq import Callback, Queue
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 log = logging.getLogger(__name__)
 
 _PENDING = "copydeck_pending_jobs"
+
+# Jobs whose records must be closed when RQ gives up on them: a worker killed mid-job leaves the
+# job abandoned, and RQ's registry cleanup then runs this callback (fail and refund, exactly once).
+ON_FAILURE = {"app.generation.tasks.run_generation": "app.generation.tasks.on_job_failure"}
 
 
 _job_app: Flask | None = None
@@ -72,6 +76,7 @@ def _enqueue_pending(session: Session) -> None:
             job_timeout=app.config["JOB_TIMEOUT"],
             result_ttl=3600,
             failure_ttl=7 * 24 * 3600,
+            on_failure=Callback(ON_FAILURE[func]) if func in ON_FAILURE else None,
             # No RQ Retry: the job retries the model itself within its deadline and refunds on
             # failure, so a second RQ run would only pay the model twice. A job interrupted by a
             # shutdown asks RQ for one more run by returning Retry (app/generation/tasks.py).

@@ -31,6 +31,9 @@ from workers import job_app
 
 log = logging.getLogger(__name__)
 
+MAX_REQUEUES = 1  # a job interrupted by a shutdown runs again once; the second time it is failed and refunded
+INTERRUPTED = "This generation was interrupted while the service restarted. Your quota was not used; please try again."
+
 @dataclass
 class VariantResult:
     position: int
@@ -54,6 +57,22 @@ def run_generation(generation_id: int) -> str:
             log.exception("generation %s: unexpected error", generation_id)
             _fail_unexpected(generation_id)
             raise  # keep it in RQ's failed registry for operators
+        finally:
+            db.session.remove()
+
+
+def on_job_failure(job, connection, exc_type, exc_value, traceback) -> None:
+    """RQ's failure callback: the job failed where we could not catch it, or was abandoned by a
+    worker process that died (SIGKILL, OOM). Fail and refund, unless the job already did."""
+    generation_id = job.args[0]
+    app = job_app()
+    with app.app_context():
+        try:
+            stream = GenerationStream(current_app.extensions["redis"], generation_id,
+                                      current_app.config["STREAM_TTL_SECONDS"])
+            if fail_and_refund(generation_id, INTERRUPTED, stream, ("queued", "running")):
+                log.warning("generation %s: job %s lost (%s), failed and refunded", generation_id, job.id,
+                            exc_type.__name__ if exc_type else "?")
         finally:
             db.session.remove()
 
@@ -180,8 +199,6 @@ def _run(generation_id: int) -> str:
     return _store(generation_id, results, stream, settings.model)
 
 
-MAX_REQUEUES = 1
-INTERRUPTED = "This generation was interrupted while the service restarted. Your quota was not used; please try again."
 
 
 def _hand_back(generation_id: int, stream: GenerationStream, count: int) -> str | Retry:
