@@ -68,8 +68,9 @@ def main() -> None:
         if recovered:
             logging.getLogger(__name__).warning("failed and refunded %s lost generation(s)", recovered)
         db.session.remove()
-    # A forked child must not share the parent's database connections.
+    # A forked child must not share the parent's database connections, nor outlive its parent.
     os.register_at_fork(after_in_child=lambda: engine.dispose(close=False))
+    os.register_at_fork(after_in_child=die_with_parent)
 
     # Class attributes, so the workers WorkerPool forks are built with them too.
     ThreadPoolWorker.threads = args.threads or app.config["WORKER_THREADS"]

@@ -31,11 +31,12 @@ from rq.exceptions import StopRequested
 from rq.timeouts import TimerDeathPenalty
 from rq.worker import WorkerStatus
 
-from workers.lifeline import die_with_parent
 
 log = logging.getLogger(__name__)
 
-WIND_DOWN_SECONDS = 10.0  # after interrupting, time for jobs to hand themselves back
+# After interrupting, time for jobs to hand themselves back (a row update and a Redis write each):
+# WORKER_GRACE (25 s) + this stays inside an orchestrator's usual 30 s.
+WIND_DOWN_SECONDS = 4.0
 
 
 class ThreadPoolWorker(SimpleWorker):
@@ -144,10 +145,6 @@ class ThreadPoolWorker(SimpleWorker):
                 return  # the same Ctrl-C delivered twice (terminal and supervisor)
         log.warning("worker %s: second stop signal, interrupting jobs in flight", self.name)
         self._cut_grace.set()
-
-    def bootstrap(self, *args, **kwargs) -> None:
-        die_with_parent()
-        super().bootstrap(*args, **kwargs)
 
     def teardown(self) -> None:
         """Let jobs in flight finish within the grace, interrupt the rest, then unregister."""

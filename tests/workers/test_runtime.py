@@ -204,3 +204,14 @@ def test_a_worker_killed_mid_generation_is_failed_and_refunded_by_rq_abandoned_j
     assert generation.status == "failed" and "quota was not used" in generation.error_message
     assert ledger(app) == (0, 0)
     assert [kind for kind, _ in _entries(app, generation_id)].count("failed") == 1
+
+
+def test_worker_processes_do_not_outlive_their_pool_parent(app, start_worker):
+    from tests.workers.test_supervisor import alive, descendants
+
+    worker = start_worker(processes=2, threads=2, grace=2)
+    children = descendants(worker.proc.pid)
+    assert len(children) >= 2
+    worker.proc.send_signal(signal.SIGKILL)
+    worker.exit_code()
+    worker.wait(lambda: not any(alive(pid) for pid in children), "the pool's workers to exit")

@@ -55,10 +55,19 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
-def wait_until(condition, what: str, timeout: float, log: Path) -> None:
+def _describe(pids) -> str:
+    lines = []
+    for pid in pids:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        lines.append(f"{pid}: {command[:120]}")
+    return "; ".join(lines)
+
+
+def wait_until(condition, what, timeout: float, log: Path) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
+            what = what() if callable(what) else what
             pytest.fail(f"timed out waiting for {what}; make run's output:\n{log.read_text()[-5000:]}")
         time.sleep(0.1)
 
@@ -96,7 +105,8 @@ def test_no_process_outlives_the_supervisor(how, fake_llm, tmp_path):
         else:
             supervisor.send_signal(getattr(signal, how))
         supervisor.wait(30)
-        wait_until(lambda: not any(alive(pid) for pid in ours), "every process to exit", 40, log)
+        wait_until(lambda: not any(alive(pid) for pid in ours),
+                   lambda: f"every process to exit (left: {_describe(p for p in ours if alive(p))})", 40, log)
     finally:
         for pid in ours | {supervisor.pid}:
             try:
