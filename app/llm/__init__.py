@@ -12,7 +12,7 @@ llama.cpp) and the bundled local model share this code path.
   a stream that trickles forever, or a server that stops sending, ends on time
   instead of one read timeout later (see `Watchdog`).
 - **Complete means the model said so.** A stream is finished only with a
-  `finish_reason` (and, for raw streams, `[DONE]`); a connection that closes
+  `finish_reason` or the raw stream's `[DONE]`; a connection that closes
   earlier is a transient failure, never copy. `finish_reason="length"` keeps
   the text but flags it `cut_off`.
 - **Lean reading.** The stream is read through the same client's raw streaming
@@ -262,9 +262,9 @@ class _Attempt:
 def _read_stream(response, attempt: _Attempt, limit: int, on_token: Callable[[str], None] | None) -> None:
     """Parse the raw SSE lines of a chat completion stream into `attempt`.
 
-    Returns normally only when the model finished (`[DONE]` after a
-    finish_reason) or the output cap was reached; raises StreamCutOff when the
-    body ends first.
+    Returns normally only when the model finished (a finish_reason, or the raw
+    stream's `[DONE]`) or the output cap was reached; raises StreamCutOff when
+    the body ends without either.
     """
     done = False
     for line in response.iter_lines():
@@ -297,7 +297,7 @@ def _read_stream(response, attempt: _Attempt, limit: int, on_token: Callable[[st
                 attempt.finish_reason = choice["finish_reason"]
         if attempt.capped:
             return  # stop reading: the rest would be thrown away
-    if attempt.finish_reason is None or not done:
+    if attempt.finish_reason is None and not done:
         raise StreamCutOff(f"stream ended without finishing (finish_reason={attempt.finish_reason}, [DONE]={done})")
 
 
