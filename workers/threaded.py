@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 # After interrupting, time for jobs to hand themselves back (a row update and a Redis write each):
 # WORKER_GRACE (25 s) + this stays inside an orchestrator's usual 30 s.
 WIND_DOWN_SECONDS = 4.0
+MAINTENANCE_SECONDS = 60
 
 
 class ThreadPoolWorker(SimpleWorker):
@@ -48,6 +49,8 @@ class ThreadPoolWorker(SimpleWorker):
 
     def __init__(self, *args, threads: int | None = None, grace: float | None = None, **kwargs):
         self._local = threading.local()
+        # Registry cleanup (abandoned jobs -> their on_failure refunds) every minute, not every 10.
+        kwargs.setdefault("maintenance_interval", MAINTENANCE_SECONDS)
         super().__init__(*args, **kwargs)
         self.threads = max(1, threads or type(self).threads)
         self.grace = type(self).grace if grace is None else grace

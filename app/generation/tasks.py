@@ -239,7 +239,20 @@ def _deadline_at(deadline: float) -> float:
 
 
 def _store(generation_id: int, results: list[VariantResult], stream: GenerationStream, default_model: str) -> str:
-    """Write variants, totals and the quota settlement in one transaction."""
+    """Write variants, totals and the quota settlement in one transaction.
+
+    It first claims the row (still `running`) with a conditional UPDATE: if RQ's abandoned-job
+    handling or recovery failed and refunded it meanwhile, this late result is dropped, never
+    stored as free copy beside a refund.
+    """
+    claimed = db.session.execute(
+        update(Generation).where(Generation.id == generation_id, Generation.status == "running")
+        .values(finished_at=utcnow())
+    ).rowcount
+    if not claimed:
+        db.session.rollback()
+        log.warning("generation %s: no longer running (closed elsewhere); result dropped", generation_id)
+        return "superseded"
     generation = db.session.get(Generation, generation_id)
     succeeded = [r for r in results if r.error is None]
     generation.prompt_tokens = sum(r.prompt_tokens for r in results)

@@ -201,3 +201,34 @@ def test_stale_generations_are_recovered(app, client, login):
         assert recover_stale(600) == 1
     assert load(app, generation_id).status == "failed"
     assert ledger(app) == (0, 0)
+
+
+def test_a_late_result_after_the_generation_was_failed_elsewhere_is_dropped(app, client, login, fake_llm):
+    """RQ's abandoned-job handling failed and refunded it while the model was still answering."""
+    import threading
+
+    from app.generation.models import Generation
+    from app.generation.streams import GenerationStream
+    from app.generation.tasks import INTERRUPTED, fail_and_refund
+    login()
+    fake_llm.ttft = 1.0
+    generation_id = submit(client, app, "x-post", variants=1)
+    def run_job() -> None:
+        with app.app_context():
+            assert run_generation(generation_id) == "superseded"
+
+    job = threading.Thread(target=run_job)
+    job.start()
+    fake_llm.wait_for_requests(1)
+    with app.app_context():
+        assert db.session.get(Generation, generation_id).status == "running"
+        stream = GenerationStream(app.extensions["redis"], generation_id)
+        assert fail_and_refund(generation_id, INTERRUPTED, stream, ("queued", "running"))
+        db.session.remove()
+    job.join(30)
+    generation = load(app, generation_id)
+    assert generation.status == "failed" and generation.variants == []
+    assert ledger(app) == (0, 0)
+    with app.app_context():
+        kinds = [f[b"type"] for _id, f in app.extensions["redis"].xrange(f"gen:{generation_id}")]
+    assert kinds.count(b"failed") == 1 and b"done" not in kinds
