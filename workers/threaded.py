@@ -62,6 +62,7 @@ class ThreadPoolWorker(SimpleWorker):
         self._claiming = False
         self._cut_grace = threading.Event()
         self._stop_at: float | None = None
+        self._tearing_down = False  # from here on a signal only shortens the wait
 
     # RQ keeps the running job's Execution on the worker; with many jobs, each thread keeps its own.
     @property
@@ -135,7 +136,7 @@ class ThreadPoolWorker(SimpleWorker):
             self._stop_at = time.monotonic()
         if self.scheduler:
             self.stop_scheduler()
-        if self._claiming or not self._in_flight:
+        if not self._tearing_down and (self._claiming or not self._in_flight):
             raise StopRequested()
 
     def request_force_stop(self, signum, frame) -> None:
@@ -151,6 +152,7 @@ class ThreadPoolWorker(SimpleWorker):
 
     def teardown(self) -> None:
         """Let jobs in flight finish within the grace, interrupt the rest, then unregister."""
+        self._tearing_down = True
         if not self.is_horse:
             self._drain()
         super().teardown()
@@ -158,7 +160,7 @@ class ThreadPoolWorker(SimpleWorker):
     def _drain(self) -> None:
         if not self._stop_requested:  # burst mode ran out of jobs: wait for the last ones, no grace
             with self._state_lock:
-                while self._in_flight:
+                while self._in_flight and not self._stop_requested:
                     self._idle.wait(0.2)
         deadline = (self._stop_at or time.monotonic()) + self.grace
         with self._state_lock:
