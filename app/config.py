@@ -150,6 +150,13 @@ def load() -> dict:
         "LLM_DEADLINE": _float("LLM_DEADLINE", 120.0),
         "LLM_BACKOFF": _float("LLM_BACKOFF", 1.0),
         "LLM_MAX_TOKENS": _int("LLM_MAX_TOKENS", 800),
+        # Characters kept per variant; longer model output is cut there and flagged.
+        "LLM_MAX_OUTPUT_CHARS": _int("LLM_MAX_OUTPUT_CHARS", 20000),
+        # Worker runtime: processes x threads = generations in flight; seconds to finish them on SIGTERM.
+        "WORKER_THREADS": _int("WORKER_THREADS", 150),
+        "WORKER_GRACE": _float("WORKER_GRACE", 25.0),
+        # Tokens reach the Redis stream in batches: the first at once, then at most every STREAM_FLUSH_MS.
+        "STREAM_FLUSH_MS": _int("STREAM_FLUSH_MS", 50),
         # Quota
         "FREE_MONTHLY_GENERATIONS": _int("FREE_MONTHLY_GENERATIONS", 20),
         "INVITATION_DAYS": _int("INVITATION_DAYS", 7),

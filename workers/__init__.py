@@ -11,13 +11,17 @@ from typing import Any
 
 from flask import Flask, current_app, has_app_context
 from redis import Redis
-from rq import Queue, Retry
+from rq import Callback, Queue
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 log = logging.getLogger(__name__)
 
 _PENDING = "copydeck_pending_jobs"
+
+# Jobs whose records must be closed when RQ gives up on them: a worker killed mid-job leaves the
+# job abandoned, and RQ's registry cleanup then runs this callback (fail and refund, exactly once).
+ON_FAILURE = {"app.generation.tasks.run_generation": "app.generation.tasks.on_job_failure"}
 
 
 _job_app: Flask | None = None
@@ -72,9 +76,10 @@ def _enqueue_pending(session: Session) -> None:
             job_timeout=app.config["JOB_TIMEOUT"],
             result_ttl=3600,
             failure_ttl=7 * 24 * 3600,
-            # A worker that dies mid-job leaves it abandoned; RQ then retries it, and the job
-            # is idempotent (see app/generation/tasks.py).
-            retry=Retry(max=2, interval=[5, 30]),
+            on_failure=Callback(ON_FAILURE[func]) if func in ON_FAILURE else None,
+            # No RQ Retry: the job retries the model itself within its deadline and refunds on
+            # failure, so a second RQ run would only pay the model twice. A job interrupted by a
+            # shutdown asks RQ for one more run by returning Retry (app/generation/tasks.py).
         )
         log.info("enqueued job %s (%s%r)", job.id, func, args)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint, func
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint, false, func
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.auth.models import User, utcnow
@@ -71,6 +71,8 @@ class Variant(db.Model):
     original_text: Mapped[str | None] = mapped_column(Text)
     over_limit: Mapped[bool] = mapped_column(default=False)
     repaired: Mapped[bool] = mapped_column(default=False)
+    # The model stopped at its output limit (or the text hit LLM_MAX_OUTPUT_CHARS): kept, but flagged.
+    cut_off: Mapped[bool] = mapped_column(default=False, server_default=false())
     is_favourite: Mapped[bool] = mapped_column(default=False, index=True)
     rating: Mapped[int] = mapped_column(default=0)  # -1, 0, +1
     created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())

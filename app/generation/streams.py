@@ -1,9 +1,9 @@
 """Live generation events in a Redis Stream `gen:<id>`.
 
-The worker appends (XADD) one entry per token and a final `done` or `failed`;
+The worker appends (XADD) token batches and a final `done` or `failed`;
 the SSE endpoint reads from any entry id (XREAD BLOCK), so a reconnecting
 browser resumes from its Last-Event-ID. Entry types:
-  token   {v: variant index, t: text}
+  token   {v: variant index, t: text of one or more tokens}
   reset   {v}            discard what was shown for variant v (retry, repair)
   variant {v, text, chars, over}   final text of one variant
   failed  {message}
@@ -22,7 +22,11 @@ A `token` entry's t may hold many tokens (the worker flushes in batches).
 """
 from __future__ import annotations
 
+import heapq
+import itertools
 import json
+import logging
+import threading
 import time
 from typing import TYPE_CHECKING, Callable, Iterator
 
@@ -31,6 +35,8 @@ from redis import Redis
 if TYPE_CHECKING:
     from app.generation.live import StreamLease
 
+log = logging.getLogger(__name__)
+
 FINAL_TYPES = ("done", "failed")
 
 
@@ -38,21 +44,107 @@ def stream_key(generation_id: int) -> str:
     return f"gen:{generation_id}"
 
 
-class GenerationStream:
-    """The writer side, used by the worker."""
+class _Flusher:
+    """One thread per process that flushes token batches when they fall due."""
 
-    def __init__(self, redis: Redis, generation_id: int, ttl_seconds: int = 3600):
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._due: list[tuple[float, int, "GenerationStream"]] = []
+        self._ids = itertools.count()
+        self._thread: threading.Thread | None = None
+
+    def schedule(self, stream: "GenerationStream", due: float) -> None:
+        with self._cond:
+            heapq.heappush(self._due, (due, next(self._ids), stream))
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="stream-flusher", daemon=True)
+                self._thread.start()
+            self._cond.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                if not self._due:
+                    self._cond.wait(30)
+                    continue
+                wait = self._due[0][0] - time.monotonic()
+                if wait > 0:
+                    self._cond.wait(wait)
+                    continue
+                _due, _id, stream = heapq.heappop(self._due)
+            try:
+                stream.flush()
+            except Exception:  # Redis away: the job's own writes will report it
+                log.warning("could not flush tokens to %s", stream.key, exc_info=True)
+
+
+_flusher = _Flusher()
+
+
+class GenerationStream:
+    """The writer side, used by the worker.
+
+    Tokens are batched: a variant's first token (and its first after a reset)
+    is written at once, later ones at most every `flush_ms`, one `token` entry
+    per variant per batch (its `t` holds the batch's text). Any other entry
+    first writes what is pending, so the order of a variant's entries is kept.
+    Safe to call from the variant threads of one generation at once.
+    """
+
+    def __init__(self, redis: Redis, generation_id: int, ttl_seconds: int = 3600, flush_ms: int = 0):
         self.redis = redis
         self.key = stream_key(generation_id)
         self.ttl = ttl_seconds
+        self.flush_interval = flush_ms / 1000
+        self._lock = threading.Lock()
+        self._pending: dict[int, list[str]] = {}
+        self._shown: set[int] = set()  # variants that already showed a token since their last reset
+        self._last_flush = 0.0
+        self._scheduled = False
+
+    def _entry(self, kind: str, data: dict) -> dict:
+        return {"type": kind, "data": json.dumps(data)}
+
+    def _write_pending(self, pipe) -> None:
+        for index, pieces in self._pending.items():
+            pipe.xadd(self.key, self._entry("token", {"v": index, "t": "".join(pieces)}))
+        self._pending.clear()
+        self._last_flush = time.monotonic()
 
     def _add(self, kind: str, **data) -> None:
-        self.redis.xadd(self.key, {"type": kind, "data": json.dumps(data)})
+        with self._lock:
+            pipe = self.redis.pipeline(transaction=False)
+            self._write_pending(pipe)
+            pipe.xadd(self.key, self._entry(kind, data))
+            pipe.execute()
+
+    def flush(self) -> None:
+        """Write the pending tokens now."""
+        with self._lock:
+            self._scheduled = False
+            if self._pending:
+                pipe = self.redis.pipeline(transaction=False)
+                self._write_pending(pipe)
+                pipe.execute()
 
     def token(self, index: int, text: str) -> None:
-        self._add("token", v=index, t=text)
+        with self._lock:
+            self._pending.setdefault(index, []).append(text)
+            first = index not in self._shown
+            self._shown.add(index)
+            due = self._last_flush + self.flush_interval
+            if first or time.monotonic() >= due:
+                pipe = self.redis.pipeline(transaction=False)
+                self._write_pending(pipe)
+                pipe.execute()
+            elif not self._scheduled:
+                self._scheduled = True
+                _flusher.schedule(self, due)
 
     def reset(self, index: int) -> None:
+        with self._lock:
+            self._pending.pop(index, None)  # never shown, and about to be discarded anyway
+            self._shown.discard(index)
         self._add("reset", v=index)
 
     def variant(self, index: int, text: str, over: bool) -> None:
@@ -63,10 +155,12 @@ class GenerationStream:
 
     def finish(self, kind: str, **data) -> None:
         """Append the final entry and let the stream expire after the TTL."""
-        pipe = self.redis.pipeline()
-        pipe.xadd(self.key, {"type": kind, "data": json.dumps(data)})
-        pipe.expire(self.key, self.ttl)
-        pipe.execute()
+        with self._lock:
+            pipe = self.redis.pipeline()
+            self._write_pending(pipe)
+            pipe.xadd(self.key, self._entry(kind, data))
+            pipe.expire(self.key, self.ttl)
+            pipe.execute()
 
 
 def read_batch(redis: Redis, generation_id: int, last_id: str, block_ms: int) -> list[tuple[str, str, bytes]]:

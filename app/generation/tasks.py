@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from flask import current_app
+from rq import Retry, get_current_job
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 
@@ -25,12 +26,15 @@ from app.generation.services import refresh_search_document
 from app.generation.streams import GenerationStream
 from app.admin import model_policy
 from app.admin.settings import effective_temperature
-from app.llm import LLMError, stream_chat
+from app.llm import LLMError, LLMInterrupted, stream_chat
 from app.observability import carry_context, log_context, record_error, time_first_token
 from app.quota import services as quota
 from workers import job_app
 
 log = logging.getLogger(__name__)
+
+MAX_REQUEUES = 1  # a job interrupted by a shutdown runs again once; the second time it is failed and refunded
+INTERRUPTED = "This generation was interrupted while the service restarted. Your quota was not used; please try again."
 
 @dataclass
 class VariantResult:
@@ -38,6 +42,7 @@ class VariantResult:
     text: str = ""
     over_limit: bool = False
     repaired: bool = False
+    cut_off: bool = False
     prompt_tokens: int = 0
     completion_tokens: int = 0
     model: str = ""
@@ -59,23 +64,48 @@ def run_generation(generation_id: int) -> str:
             db.session.remove()
 
 
+def on_job_failure(job, connection, exc_type, exc_value, traceback) -> None:
+    """RQ's failure callback: the job failed where we could not catch it, or was abandoned by a
+    worker process that died (SIGKILL, OOM). Fail and refund, unless the job already did."""
+    generation_id = job.args[0]
+    app = job_app()
+    with app.app_context():
+        try:
+            stream = GenerationStream(current_app.extensions["redis"], generation_id,
+                                      current_app.config["STREAM_TTL_SECONDS"])
+            if fail_and_refund(generation_id, INTERRUPTED, stream, ("queued", "running")):
+                log.warning("generation %s: job %s lost (%s), failed and refunded", generation_id, job.id,
+                            exc_type.__name__ if exc_type else "?")
+        finally:
+            db.session.remove()
+
+
 UNEXPECTED_FAILURE = "Something went wrong on our side while writing. Your quota was not used; please try again."
 
 
 def _fail_unexpected(generation_id: int) -> None:
     """A bug or an outage mid-job: fail the generation and refund, so nothing stays stuck."""
     db.session.rollback()
-    updated = db.session.execute(
+    stream = GenerationStream(current_app.extensions["redis"], generation_id, current_app.config["STREAM_TTL_SECONDS"])
+    fail_and_refund(generation_id, UNEXPECTED_FAILURE, stream, ("queued", "running"))
+
+
+def fail_and_refund(generation_id: int, message: str, stream: GenerationStream, from_states: tuple[str, ...]) -> bool:
+    """Move the row from one of `from_states` to failed, refund, commit, and close the stream.
+
+    One conditional UPDATE decides, so of two racing callers only one refunds and writes the end.
+    """
+    moved = db.session.execute(
         update(Generation)
-        .where(Generation.id == generation_id, Generation.status.in_(("queued", "running")))
-        .values(status="failed", finished_at=utcnow(), error_message=UNEXPECTED_FAILURE)
-    )
-    if updated.rowcount:
+        .where(Generation.id == generation_id, Generation.status.in_(from_states))
+        .values(status="failed", finished_at=utcnow(), error_message=message)
+    ).rowcount
+    if moved:
         quota.refund(generation_id)
     db.session.commit()
-    if updated.rowcount:
-        GenerationStream(current_app.extensions["redis"], generation_id,
-                         current_app.config["STREAM_TTL_SECONDS"]).finish("failed", message=UNEXPECTED_FAILURE)
+    if moved:
+        stream.finish("failed", message=message)
+    return bool(moved)
 
 
 def _run(generation_id: int) -> str:
@@ -94,11 +124,10 @@ def _run(generation_id: int) -> str:
                                          check_model=False)
     max_tokens = settings.max_tokens
     redis = current_app.extensions["redis"]
-    stream = GenerationStream(redis, generation_id, config["STREAM_TTL_SECONDS"])
+    stream = GenerationStream(redis, generation_id, config["STREAM_TTL_SECONDS"], config["STREAM_FLUSH_MS"])
     stream = time_first_token(stream, since=generation.created_at)
     fmt, limit = version.format, version.max_chars
-    job_start = time.monotonic()
-    deadline_at = job_start + settings.deadline
+    deadline_at = _deadline_at(settings.deadline)
 
     generation.status = "running"
     generation.started_at = utcnow()
@@ -121,6 +150,7 @@ def _run(generation_id: int) -> str:
                 on_restart=lambda: stream.reset(position),
             )
             text = clean_output(completion.text, fmt)
+            result.cut_off = completion.cut_off
             result.prompt_tokens += completion.prompt_tokens
             result.completion_tokens += completion.completion_tokens
             result.model = completion.model
@@ -145,6 +175,9 @@ def _run(generation_id: int) -> str:
                     if repaired_text:
                         text = repaired_text
                         result.repaired = True
+                        result.cut_off = repaired.cut_off
+                except LLMInterrupted:
+                    raise
                 except LLMError as exc:
                     log.warning("generation %s variant %s: repair failed: %s", generation_id, position, exc)
                 verdict = check(text, fmt, limit)
@@ -153,6 +186,8 @@ def _run(generation_id: int) -> str:
             result.text = text
             result.over_limit = not verdict.ok
             stream.variant(position, text, result.over_limit)
+        except LLMInterrupted as exc:
+            result.error = exc
         except LLMError as exc:
             log.warning("generation %s variant %s failed: %s", generation_id, position, exc)
             record_error("variant_failed", redis)
@@ -165,11 +200,66 @@ def _run(generation_id: int) -> str:
     else:
         with ThreadPoolExecutor(max_workers=count, thread_name_prefix=f"gen{generation_id}") as pool:
             results = list(pool.map(carry_context(produce), range(count)))
+    if any(isinstance(r.error, LLMInterrupted) for r in results):
+        return _hand_back(generation_id, stream, count)
     return _store(generation_id, results, stream, settings.model)
 
 
+
+
+def _hand_back(generation_id: int, stream: GenerationStream, count: int) -> str | Retry:
+    """The worker is shutting down mid-generation: run it again once, else fail and refund.
+
+    The row moves out of `running` with one conditional UPDATE, so whichever
+    path runs does so exactly once. A requeue clears what the browser showed
+    (a `reset` per variant) and keeps the quota reserved for the next run; RQ
+    puts the same job back on its queue (the job returns `Retry`).
+    """
+    db.session.rollback()
+    job = get_current_job()
+    if job is not None and (job.number_of_retries or 0) < MAX_REQUEUES:
+        moved = db.session.execute(
+            update(Generation).where(Generation.id == generation_id, Generation.status == "running")
+            .values(status="queued", started_at=None)
+        ).rowcount
+        db.session.commit()
+        if moved:
+            for position in range(count):
+                stream.reset(position)
+            log.warning("generation %s: interrupted by shutdown, requeued", generation_id)
+            return Retry(max=MAX_REQUEUES)
+        return "interrupted"
+    if fail_and_refund(generation_id, INTERRUPTED, stream, ("running",)):
+        log.warning("generation %s: interrupted by shutdown again, failed and refunded", generation_id)
+    return "failed"
+
+
+def _deadline_at(deadline: float) -> float:
+    """The model calls' deadline, counted from when RQ started the job (not from now), so that
+    time spent waiting for a database connection is inside it and the job ends before JOB_TIMEOUT."""
+    job = get_current_job()
+    elapsed = 0.0
+    if job is not None and job.started_at is not None:
+        started = job.started_at if job.started_at.tzinfo else job.started_at.replace(tzinfo=timezone.utc)
+        elapsed = max(0.0, (datetime.now(timezone.utc) - started).total_seconds())
+    return time.monotonic() + deadline - elapsed
+
+
 def _store(generation_id: int, results: list[VariantResult], stream: GenerationStream, default_model: str) -> str:
-    """Write variants, totals and the quota settlement in one transaction."""
+    """Write variants, totals and the quota settlement in one transaction.
+
+    It first claims the row (still `running`) with a conditional UPDATE: if RQ's abandoned-job
+    handling or recovery failed and refunded it meanwhile, this late result is dropped, never
+    stored as free copy beside a refund.
+    """
+    claimed = db.session.execute(
+        update(Generation).where(Generation.id == generation_id, Generation.status == "running")
+        .values(finished_at=utcnow())
+    ).rowcount
+    if not claimed:
+        db.session.rollback()
+        log.warning("generation %s: no longer running (closed elsewhere); result dropped", generation_id)
+        return "superseded"
     generation = db.session.get(Generation, generation_id)
     succeeded = [r for r in results if r.error is None]
     generation.prompt_tokens = sum(r.prompt_tokens for r in results)
@@ -188,7 +278,7 @@ def _store(generation_id: int, results: list[VariantResult], stream: GenerationS
         for result in succeeded:
             db.session.add(Variant(
                 generation_id=generation_id, position=result.position, text=result.text,
-                over_limit=result.over_limit, repaired=result.repaired,
+                over_limit=result.over_limit, repaired=result.repaired, cut_off=result.cut_off,
             ))
         db.session.flush()
     except IntegrityError:

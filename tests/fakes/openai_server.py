@@ -80,6 +80,12 @@ plain ``str`` as shorthand for ``reply(str)``:
   content tokens, then close the connection abruptly in the middle of the
   chunked body (the client sees an incomplete read -> ``openai.APIConnectionError``).
   For a non-streaming request the connection is closed without any response.
+* ``end_stream(after_tokens)`` - stream the role chunk and ``after_tokens`` content
+  tokens, then end the chunked body cleanly with no ``finish_reason`` and no
+  ``[DONE]`` (a model server killed behind a proxy).
+* ``trickle(interval)`` - stream a token every ``interval`` seconds, forever.
+* ``reply(text, finish_reason="length")`` - as ``reply``, but the model says it
+  stopped at max tokens.
 
 Recording
 ---------
@@ -129,6 +135,8 @@ __all__ = [
     "reply",
     "long",
     "break_stream",
+    "end_stream",
+    "trickle",
     "tokenize",
     "main",
 ]
@@ -158,6 +166,7 @@ class Hang:
 @dataclasses.dataclass(frozen=True)
 class Reply:
     text: str
+    finish_reason: str = "stop"
     kind = "reply"
 
 
@@ -173,7 +182,19 @@ class BreakStream:
     kind = "break_stream"
 
 
-Behaviour = Union[Error, Hang, Reply, Long, BreakStream]
+@dataclasses.dataclass(frozen=True)
+class EndStream:
+    after_tokens: int
+    kind = "end_stream"
+
+
+@dataclasses.dataclass(frozen=True)
+class Trickle:
+    interval: float
+    kind = "trickle"
+
+
+Behaviour = Union[Error, Hang, Reply, Long, BreakStream, EndStream, Trickle]
 
 
 def error(
@@ -193,9 +214,9 @@ def hang(seconds: float) -> Hang:
     return Hang(float(seconds))
 
 
-def reply(text: str) -> Reply:
-    """Reply with exactly ``text``."""
-    return Reply(str(text))
+def reply(text: str, finish_reason: str = "stop") -> Reply:
+    """Reply with exactly ``text``, ending with ``finish_reason`` (``"length"``: stopped at max tokens)."""
+    return Reply(str(text), str(finish_reason))
 
 
 def long(chars: int) -> Long:  # noqa: A001 - the brief's name
@@ -205,11 +226,26 @@ def long(chars: int) -> Long:  # noqa: A001 - the brief's name
     return Long(int(chars))
 
 
-def break_stream(after_tokens: int) -> BreakStream:
-    """Drop the connection abruptly after ``after_tokens`` content tokens."""
+def _token_count(after_tokens: int) -> int:
     if after_tokens < 0:
         raise ValueError("after_tokens must be >= 0")
-    return BreakStream(int(after_tokens))
+    return int(after_tokens)
+
+
+def break_stream(after_tokens: int) -> BreakStream:
+    """Drop the connection abruptly after ``after_tokens`` content tokens."""
+    return BreakStream(_token_count(after_tokens))
+
+
+def end_stream(after_tokens: int) -> EndStream:
+    """End the body cleanly after ``after_tokens`` tokens, with no finish_reason and no ``[DONE]``
+    (what a model server that is killed or restarted behind a proxy looks like)."""
+    return EndStream(_token_count(after_tokens))
+
+
+def trickle(interval: float) -> Trickle:
+    """Stream a token every ``interval`` seconds, forever (until the client hangs up)."""
+    return Trickle(float(interval))
 
 
 _FACTORIES: dict[str, Callable[..., Behaviour]] = {
@@ -218,11 +254,13 @@ _FACTORIES: dict[str, Callable[..., Behaviour]] = {
     "reply": reply,
     "long": long,
     "break_stream": break_stream,
+    "end_stream": end_stream,
+    "trickle": trickle,
 }
 
 
 def _coerce_behaviour(b: Any) -> Behaviour:
-    if isinstance(b, (Error, Hang, Reply, Long, BreakStream)):
+    if isinstance(b, (Error, Hang, Reply, Long, BreakStream, EndStream, Trickle)):
         return b
     if isinstance(b, str):
         return reply(b)
@@ -539,6 +577,9 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             tokens = tokenize(fake._default_text(body, rec["n"]))
         break_after = behaviour.after_tokens if isinstance(behaviour, BreakStream) else None
+        self._finish_reason = behaviour.finish_reason if isinstance(behaviour, Reply) else "stop"
+        self._end_after = behaviour.after_tokens if isinstance(behaviour, EndStream) else None
+        self._trickle = behaviour.interval if isinstance(behaviour, Trickle) else None
 
         model = body.get("model") if isinstance(body.get("model"), str) else fake.model
         prompt_tokens = _prompt_tokens(body)
@@ -569,7 +610,7 @@ class _Handler(BaseHTTPRequestHandler):
                         "index": 0,
                         "message": {"role": "assistant", "content": text, "refusal": None, "annotations": []},
                         "logprobs": None,
-                        "finish_reason": "stop",
+                        "finish_reason": self._finish_reason,
                     }
                 ],
                 "usage": _usage(prompt_tokens, len(tokens)),
@@ -614,17 +655,27 @@ class _Handler(BaseHTTPRequestHandler):
             b"data: " + json.dumps(chunk({"content": marker}), separators=(",", ":")).encode() + b"\n\n"
         ).split(json.dumps(marker).encode())
         t0 = time.monotonic()
+        if self._trickle is not None:
+            while True:  # until the client hangs up (the write fails) or the fake stops
+                fake._sleep(self._trickle)
+                self._write_chunk(head + json.dumps(" more").encode() + tail)
+                rec["token_times"].append(time.monotonic())
         for i, tok in enumerate(tokens):
             if break_after is not None and i >= break_after:
                 self._drop()
                 return
+            if self._end_after is not None and i >= self._end_after:
+                break
             fake._sleep_until(t0 + ttft + token_delay * i)
             self._write_chunk(head + json.dumps(tok).encode() + tail)
             rec["token_times"].append(time.monotonic())
         if break_after is not None:  # fewer tokens than after_tokens: break before finishing
             self._drop()
             return
-        self._sse(chunk({}, "stop"))
+        if self._end_after is not None:  # a clean end of the body, but the model never finished
+            self._write_chunk(b"")
+            return
+        self._sse(chunk({}, self._finish_reason))
         if include_usage:
             last = chunk({})
             last["choices"] = []
@@ -660,6 +711,8 @@ class FakeOpenAI:
     reply = staticmethod(reply)
     long = staticmethod(long)
     break_stream = staticmethod(break_stream)
+    end_stream = staticmethod(end_stream)
+    trickle = staticmethod(trickle)
 
     def __init__(
         self,

@@ -13,7 +13,7 @@ from pathlib import Path
 import openai
 import pytest
 
-from .openai_server import FakeOpenAI, break_stream, error, hang, long, reply, tokenize
+from .openai_server import FakeOpenAI, break_stream, end_stream, error, hang, long, reply, tokenize, trickle
 
 MESSAGES = [
     {"role": "system", "content": "You write ad copy."},
@@ -341,3 +341,34 @@ def test_standalone_cli():
         finally:
             proc.terminate()
             assert proc.wait(timeout=5) == 0
+
+
+def _raw_lines(client, **kwargs) -> list[str]:
+    with client.chat.completions.with_streaming_response.create(
+            model="fake-model", messages=[{"role": "user", "content": "hi"}], stream=True, **kwargs) as response:
+        return [line for line in response.iter_lines() if line]
+
+
+def test_end_stream_ends_cleanly_without_finish_reason_or_done(fake, client):
+    fake.script(end_stream(2))
+    lines = _raw_lines(client)
+    assert len(lines) == 3  # the role chunk and two tokens, nothing after
+    assert "[DONE]" not in lines[-1] and '"finish_reason":null' in lines[-1]
+
+
+def test_reply_with_finish_reason_length(fake, client):
+    fake.script(reply("Cut here", finish_reason="length"))
+    lines = _raw_lines(client)
+    assert '"finish_reason":"length"' in lines[-2] and lines[-1] == "data: [DONE]"
+
+
+def test_trickle_sends_a_token_every_interval_until_the_client_leaves(fake, client):
+    fake.script(trickle(0.05))
+    with client.chat.completions.with_streaming_response.create(
+            model="fake-model", messages=[{"role": "user", "content": "hi"}], stream=True) as response:
+        tokens = 0
+        for line in response.iter_lines():
+            tokens += '" more"' in line
+            if tokens == 3:
+                break
+    assert tokens == 3

@@ -31,6 +31,14 @@ def submit(client, app, slug: str = "x-post", variants: int = 3, **overrides) ->
     return int(response.headers["Location"].rsplit("/", 1)[-1])
 
 
+def ledger(app) -> tuple[int, int]:
+    """(used, reserved) of the only quota ledger."""
+    from app.quota.models import QuotaLedger
+    with app.app_context():
+        row = db.session.scalars(select(QuotaLedger)).one()
+        return row.used, row.reserved
+
+
 def load(app, generation_id: int) -> Generation:
     with app.app_context():
         generation = db.session.get(Generation, generation_id)

@@ -7,15 +7,9 @@ from app.extensions import db
 from app.generation.models import Variant
 from app.generation.streams import partial_texts
 from app.generation.tasks import run_generation
-from app.quota.models import QuotaCharge, QuotaLedger
+from app.quota.models import QuotaCharge
 from tests.fakes.openai_server import break_stream, error, hang, long, reply
-from tests.generation.helpers import load, submit
-
-
-def _ledger(app):
-    with app.app_context():
-        ledger = db.session.scalars(select(QuotaLedger)).one()
-        return ledger.used, ledger.reserved
+from tests.generation.helpers import ledger, load, submit
 
 
 def test_variants_are_requested_concurrently(app, client, login, run_worker, fake_llm):
@@ -51,7 +45,7 @@ def test_running_the_job_twice_charges_once_and_keeps_one_set_of_variants(app, c
         # Simulate a second delivery of the same job (RQ retry / abandoned-job recovery).
         assert run_generation(generation_id) == "succeeded"
     assert len(fake_llm.chat_requests) == 3
-    assert _ledger(app) == (3, 0)
+    assert ledger(app) == (3, 0)
     with app.app_context():
         assert db.session.scalar(select(func.count(Variant.id))) == 3
 
@@ -68,7 +62,7 @@ def test_a_duplicate_run_that_races_the_first_cannot_duplicate_or_double_charge(
         assert run_generation(generation_id) == "duplicate"
         assert db.session.scalar(select(func.count(Variant.id))) == 2
         assert db.session.scalars(select(QuotaCharge)).one().state == "settled"
-    assert _ledger(app) == (2, 0)
+    assert ledger(app) == (2, 0)
 
 
 def test_transient_errors_are_retried_then_succeed(app, client, login, run_worker, fake_llm):
@@ -112,7 +106,7 @@ def test_final_failure_marks_failed_refunds_and_explains(app, client, login, run
     generation = load(app, generation_id)
     assert generation.status == "failed"
     assert "quota was not used" in generation.error_message
-    assert _ledger(app) == (0, 0)
+    assert ledger(app) == (0, 0)
     with app.app_context():
         assert db.session.scalars(select(QuotaCharge)).one().state == "refunded"
     page = client.get(f"/generations/{generation_id}").get_data(as_text=True)
@@ -137,7 +131,7 @@ def test_partial_failure_keeps_good_variants_and_charges_only_for_them(app, clie
     assert generation.status == "succeeded"
     assert len(generation.variants) == 2
     assert "1 of 3" in generation.error_message
-    assert _ledger(app) == (2, 0)
+    assert ledger(app) == (2, 0)
 
 
 def test_over_limit_variant_gets_one_repair_request(app, client, login, run_worker, fake_llm):
@@ -190,7 +184,7 @@ def test_an_unexpected_error_fails_and_refunds_instead_of_sticking(app, client, 
     run_worker()
     generation = load(app, generation_id)
     assert generation.status == "failed" and "quota was not used" in generation.error_message
-    assert _ledger(app) == (0, 0)
+    assert ledger(app) == (0, 0)
 
 
 def test_stale_generations_are_recovered(app, client, login):
@@ -206,4 +200,35 @@ def test_stale_generations_are_recovered(app, client, login):
         db.session.commit()
         assert recover_stale(600) == 1
     assert load(app, generation_id).status == "failed"
-    assert _ledger(app) == (0, 0)
+    assert ledger(app) == (0, 0)
+
+
+def test_a_late_result_after_the_generation_was_failed_elsewhere_is_dropped(app, client, login, fake_llm):
+    """RQ's abandoned-job handling failed and refunded it while the model was still answering."""
+    import threading
+
+    from app.generation.models import Generation
+    from app.generation.streams import GenerationStream
+    from app.generation.tasks import INTERRUPTED, fail_and_refund
+    login()
+    fake_llm.ttft = 1.0
+    generation_id = submit(client, app, "x-post", variants=1)
+    def run_job() -> None:
+        with app.app_context():
+            assert run_generation(generation_id) == "superseded"
+
+    job = threading.Thread(target=run_job)
+    job.start()
+    fake_llm.wait_for_requests(1)
+    with app.app_context():
+        assert db.session.get(Generation, generation_id).status == "running"
+        stream = GenerationStream(app.extensions["redis"], generation_id)
+        assert fail_and_refund(generation_id, INTERRUPTED, stream, ("queued", "running"))
+        db.session.remove()
+    job.join(30)
+    generation = load(app, generation_id)
+    assert generation.status == "failed" and generation.variants == []
+    assert ledger(app) == (0, 0)
+    with app.app_context():
+        kinds = [f[b"type"] for _id, f in app.extensions["redis"].xrange(f"gen:{generation_id}")]
+    assert kinds.count(b"failed") == 1 and b"done" not in kinds
