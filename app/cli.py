@@ -35,11 +35,15 @@ def register_cli(app: Flask) -> None:
         click.echo(f"demo login: {DEMO_EMAIL} / {DEMO_PASSWORD}")
 
     @app.cli.command("recover")
-    @click.option("--older-than", default=900, show_default=True, help="seconds")
-    def recover(older_than: int) -> None:
-        """Fail and refund generations whose job was lost (queued/running too long)."""
-        from app.generation.tasks import recover_stale
-        click.echo(f"recovered {recover_stale(older_than)} generation(s)")
+    def recover() -> None:
+        """Deliver the outbox now and requeue, or fail and refund, generations whose job is gone
+        (what worker hosts do every MAINTENANCE_INTERVAL)."""
+        from app.generation.recovery import recover as recover_lost
+        from app.outbox.services import sweep
+        delivered = sweep()
+        report = recover_lost()
+        click.echo(f"outbox: {delivered} delivered or settled; generations requeued: {len(report.requeued)}, "
+                   f"failed and refunded: {len(report.failed)}")
 
     @app.cli.command("set-seats")
     @click.argument("workspace_id", type=int)

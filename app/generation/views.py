@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, abort, current_app, flash, g, redirect, render_template, request, url_for
 from flask_login import current_user
+from redis.exceptions import RedisError
 
 from app.billing.services import has_feature
 from app.brand.views import voices_of
@@ -13,6 +14,7 @@ from app.generation import services
 from app.generation.forms import build_generate_form, template_fields, values_from
 from app.generation.models import Generation, Variant
 from app.generation.streams import iter_sse, partial_texts
+from app.outbox import services as outbox
 from app.quota.services import QuotaExceeded
 from app.web import htmx_redirect, is_htmx, workspace_required
 from app.workspaces.services import get_in_workspace_or_404, variant_in_workspace_or_404
@@ -88,10 +90,19 @@ def show(generation_id: int):
 
 
 def _pane_context(generation: Generation) -> dict:
-    live = []
+    """What the result pane shows besides the row: text streamed so far, and whether the job is still
+    waiting for the queue (its outbox row is undelivered, or Redis cannot be reached right now)."""
+    live: list[str] = []
+    waiting = False
     if not generation.is_finished:
-        live = partial_texts(current_app.extensions["redis"], generation.id, generation.variant_count)
-    return {"live_texts": live, "version": generation.template_version}
+        try:
+            live = partial_texts(current_app.extensions["redis"], generation.id, generation.variant_count)
+        except RedisError:
+            current_app.logger.warning("generation %s: Redis unavailable for the result pane", generation.id)
+            waiting = generation.status == "queued"
+        waiting = waiting or (generation.status == "queued" and outbox.is_pending(services.job_id(generation.id)))
+    return {"live_texts": live, "version": generation.template_version, "waiting_for_queue": waiting,
+            "queue_deadline_minutes": current_app.config["GENERATION_QUEUE_DEADLINE"] // 60}
 
 
 @bp.route("/generations/<int:generation_id>/variants")

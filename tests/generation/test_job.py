@@ -192,18 +192,3 @@ def test_an_unexpected_error_fails_and_refunds_instead_of_sticking(app, client, 
     assert generation.status == "failed" and "quota was not used" in generation.error_message
     assert _ledger(app) == (0, 0)
 
-
-def test_stale_generations_are_recovered(app, client, login):
-    from datetime import timedelta
-
-    from app.generation.models import Generation
-    from app.generation.tasks import recover_stale
-    login()
-    generation_id = submit(client, app, "x-post", variants=2)
-    with app.app_context():
-        generation = db.session.get(Generation, generation_id)
-        generation.created_at -= timedelta(hours=1)
-        db.session.commit()
-        assert recover_stale(600) == 1
-    assert load(app, generation_id).status == "failed"
-    assert _ledger(app) == (0, 0)
