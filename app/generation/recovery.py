@@ -6,12 +6,15 @@ whose worker stopped heart-beating is moved to the failed registry, or retried i
 then, for every unfinished generation that has no job waiting in the outbox, the state of its job:
 
 - alive (queued, started, scheduled, deferred): nothing to do;
-- missing and the generation still `queued` (Redis lost it: a restart without persistence): requeued,
-  through the outbox;
+- stuck in RQ's intermediate queue (dequeued by a worker that died before starting it; RQ's own rule:
+  seen there by two rounds a minute apart, and not in the started registry): dead;
+- missing or dead while the generation is still `queued` (Redis lost it, or its worker died before the
+  job marked it running, so nothing was spent): requeued through the outbox, at most MAX_REQUEUES
+  times (a job that keeps killing its worker is then failed and refunded);
 - missing while `running`, once no job could still be running it (JOB_TIMEOUT after it started; the
   worker enforces that limit itself): failed and refunded;
-- over without finishing the generation (failed, stopped, canceled, or finished without storing):
-  failed and refunded.
+- dead while `running` (failed, stopped, canceled, abandoned, or finished without storing): failed and
+  refunded. The model was already paid once; running it again is the user's call (Regenerate).
 
 Failing is one conditional UPDATE (`status in (queued, running)`), so a job that finishes at that moment
 keeps its result, and refunds are once per generation (app/quota). The stream's final `failed` entry goes
@@ -25,6 +28,7 @@ from datetime import timedelta
 
 from flask import current_app
 from rq import Queue
+from rq.intermediate_queue import IntermediateQueue
 from rq.job import Job, JobStatus
 from rq.registry import StartedJobRegistry
 from sqlalchemy import select, update
@@ -43,6 +47,7 @@ INTERRUPTED = "This generation was interrupted. Your quota was not used; please 
 QUEUE_UNAVAILABLE = ("Our job queue was unavailable, so this generation could not start in time. "
                      "Your quota was not used; please try again.")
 ALIVE = (JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED, JobStatus.CREATED)
+MAX_REQUEUES = 2
 # A generation younger than this is left alone: its after-commit delivery may still be under way.
 MIN_AGE_SECONDS = 30
 
@@ -80,6 +85,23 @@ class Report:
         return bool(self.requeued or self.failed)
 
 
+def _stuck_in_intermediate_queue(queue: Queue, jobs: list[Job]) -> set[str]:
+    """Jobs a worker took off the queue but never started (it died in between), by RQ's rule."""
+    intermediate = IntermediateQueue(queue.key, connection=queue.connection)
+    waiting = set(intermediate.get_job_ids())
+    if not waiting:
+        return set()
+    started = set(queue.started_job_registry.get_job_ids(cleanup=False))
+    stuck = set()
+    for job in jobs:
+        if job.id not in waiting or job.id in started or intermediate.set_first_seen(job.id):
+            continue
+        if intermediate.should_be_cleaned_up(job.id):
+            intermediate.remove(job.id)
+            stuck.add(job.id)
+    return stuck
+
+
 def recover() -> Report:
     """One recovery round (see the module docstring). Runs in an app context; commits per generation."""
     config = current_app.config
@@ -99,17 +121,21 @@ def recover() -> Report:
     if not candidates:
         return Report()
     jobs = Job.fetch_many([job_id(c.id) for c in candidates], connection=redis)
+    stuck = _stuck_in_intermediate_queue(queue, [job for job in jobs if job is not None])
     report = Report()
     running_limit = now - timedelta(seconds=config["JOB_TIMEOUT"] + 60)
     for candidate, job in zip(candidates, jobs):
         status = job.get_status(refresh=False) if job is not None else None
-        if status in ALIVE:
+        if status in ALIVE and (job is None or job.id not in stuck):
             continue
-        if job is None and candidate.status == "queued":
-            schedule_job(candidate.id)
-            report.requeued.append(candidate.id)
-        elif job is None and (candidate.started_at or now) > running_limit:
+        if job is None and candidate.status == "running" and (candidate.started_at or now) > running_limit:
             continue  # its worker may still be running it
+        requeues = int(job.meta.get("requeues", 0)) if job is not None else 0
+        if candidate.status == "queued" and requeues < MAX_REQUEUES:
+            if job is not None:
+                job.delete()  # dead or stuck: its replacement takes the same id
+            schedule_job(candidate.id, requeues=requeues + 1)
+            report.requeued.append(candidate.id)
         elif fail_and_refund(candidate.id, INTERRUPTED):
             report.failed.append(candidate.id)
         db.session.commit()

@@ -113,14 +113,14 @@ def job_id(generation_id: int) -> str:
     return f"{JOB_PREFIX}{generation_id}"
 
 
-def schedule_job(generation_id: int) -> None:
+def schedule_job(generation_id: int, requeues: int = 0) -> None:
     """Enqueue the generation's job when the current transaction commits, through the outbox: if Redis
     is down then, the job is enqueued when it is back, or, past GENERATION_QUEUE_DEADLINE, the
-    generation is failed and refunded (recovery.fail_unstarted)."""
+    generation is failed and refunded (recovery.fail_unstarted). `requeues` counts recovery's requeues."""
     enqueue_after_commit(
         db.session, "app.generation.tasks.run_generation", generation_id, job_id=job_id(generation_id),
         expire_after=current_app.config["GENERATION_QUEUE_DEADLINE"],
-        on_expire="app.generation.recovery.fail_unstarted",
+        on_expire="app.generation.recovery.fail_unstarted", meta={"requeues": requeues} if requeues else None,
     )
 
 

@@ -58,7 +58,8 @@ class Message:
 
 def enqueue_after_commit(session: Session, func: str, *args: Any, job_id: str | None = None,
                          expire_after: int | None = None, on_expire: str | None = None,
-                         job_timeout: int | None = None, retry: tuple[int, list[int]] | None = None) -> OutboxMessage:
+                         job_timeout: int | None = None, retry: tuple[int, list[int]] | None = None,
+                         meta: dict[str, Any] | None = None) -> OutboxMessage:
     """Record an RQ job in `session`'s transaction; it is enqueued once that transaction commits.
 
     `args` must be JSON values (ids, not objects). The row is flushed now so its id is known.
@@ -69,7 +70,7 @@ def enqueue_after_commit(session: Session, func: str, *args: Any, job_id: str | 
     payload = {
         "func": func, "args": list(args),
         "timeout": job_timeout or config["JOB_TIMEOUT"], "result_ttl": 3600, "failure_ttl": 7 * 24 * 3600,
-        "retry": list(retry) if retry else None,
+        "retry": list(retry) if retry else None, "meta": meta,
         "expire_after": expire_after, "on_expire": on_expire,
     }
     return _add(session, "job", job_id or f"job-{uuid.uuid4().hex}", payload)
@@ -179,7 +180,7 @@ def _deliver_job(app: Flask, message: Message) -> None:
     queue.enqueue(
         payload["func"], *payload["args"], job_id=message.target, job_timeout=payload["timeout"],
         result_ttl=payload["result_ttl"], failure_ttl=payload["failure_ttl"],
-        retry=Retry(max=max_retries, interval=intervals) if max_retries else None,
+        retry=Retry(max=max_retries, interval=intervals) if max_retries else None, meta=payload.get("meta"),
     )
     log.info("enqueued job %s (%s%r)", message.target, payload["func"], tuple(payload["args"]))
 
