@@ -64,7 +64,7 @@ def enqueue_after_commit(session: Session, func: str, *args: Any, job_id: str | 
 
     `args` must be JSON values (ids, not objects). The row is flushed now so its id is known.
     `retry` is RQ's (max retries, intervals in seconds) for a job that raises or is abandoned by a dead
-    worker; intervals need RQ's scheduler, which every `python -m workers` runs.
+    worker; intervals need RQ's scheduler, which the pool of `python -m workers` runs.
     """
     config = current_app.config
     payload = {

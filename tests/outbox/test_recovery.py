@@ -118,3 +118,32 @@ def test_maintenance_runs_periodically_on_one_host_at_a_time(app, client, login,
     assert maintenance.run_once(app) is False  # while another host holds it, this one skips the round
     run_worker()
     assert load(app, generation_id).status == "succeeded"
+
+
+def test_a_job_taken_by_a_worker_that_died_before_starting_it_is_requeued_at_most_twice(app, client, login,
+                                                                                      run_worker):
+    from rq import Queue
+
+    import workers
+    from app.generation.recovery import MAX_REQUEUES
+
+    login()
+    generation_id = submit(client, app, "x-post", variants=1)
+    redis, queue_key = app.extensions["redis"], workers.queue(app).key
+
+    def worker_takes_it_and_dies() -> None:
+        assert Queue.lmove(redis, queue_key, None)  # what a worker does first: into RQ's intermediate queue
+
+    worker_takes_it_and_dies()
+    assert not _recover(app, after_seconds=60)  # RQ's rule: seen there twice, a minute apart
+    assert _recover(app, after_seconds=130).requeued == [generation_id]
+    for round_ in range(2, MAX_REQUEUES + 1):
+        worker_takes_it_and_dies()
+        assert _recover(app, after_seconds=130 + 70 * round_).requeued == [generation_id]
+    worker_takes_it_and_dies()  # a job that keeps killing its worker is given up
+    report = _recover(app, after_seconds=1000)
+    assert report.failed == [generation_id] and not report.requeued
+    assert load(app, generation_id).status == "failed" and _ledger(app) == (0, 0)
+    assert _final_events(app, generation_id) == ["failed"]
+    run_worker()  # nothing left to run it
+    assert load(app, generation_id).status == "failed"
