@@ -147,3 +147,15 @@ def test_a_job_taken_by_a_worker_that_died_before_starting_it_is_requeued_at_mos
     assert _final_events(app, generation_id) == ["failed"]
     run_worker()  # nothing left to run it
     assert load(app, generation_id).status == "failed"
+
+
+def test_flask_recover_runs_one_round_by_hand(app, client, login, run_worker, monkeypatch):
+    login()
+    monkeypatch.setattr(outbox, "deliver", lambda app, messages: 0)
+    generation_id = submit(client, app, "x-post", variants=1)
+    monkeypatch.undo()
+    with time_machine.travel(utcnow() + timedelta(seconds=app.config["OUTBOX_SWEEP_GRACE"] + 1)):
+        result = app.test_cli_runner().invoke(args=["recover"])
+    assert result.exit_code == 0 and "outbox: 1 delivered" in result.output, result.output
+    run_worker()
+    assert load(app, generation_id).status == "succeeded"
