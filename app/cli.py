@@ -36,14 +36,16 @@ def register_cli(app: Flask) -> None:
 
     @app.cli.command("recover")
     def recover() -> None:
-        """Deliver the outbox now and requeue, or fail and refund, generations whose job is gone
-        (what worker hosts do every MAINTENANCE_INTERVAL)."""
-        from app.generation.recovery import recover as recover_lost
-        from app.outbox.services import sweep
-        delivered = sweep()
-        report = recover_lost()
-        click.echo(f"outbox: {delivered} delivered or settled; generations requeued: {len(report.requeued)}, "
-                   f"failed and refunded: {len(report.failed)}")
+        """One maintenance round now (what worker hosts do every MAINTENANCE_INTERVAL): deliver the outbox,
+        requeue or fail and refund generations whose job is gone. Takes the same lock as worker hosts."""
+        from flask import current_app
+
+        from workers.maintenance import run_once
+        done = run_once(current_app._get_current_object())
+        if done is None:
+            raise click.ClickException("a worker host is running a maintenance round right now; try again")
+        click.echo(f"outbox: {done.delivered} delivered or settled; generations requeued: "
+                   f"{len(done.recovered.requeued)}, failed and refunded: {len(done.recovered.failed)}")
 
     @app.cli.command("set-seats")
     @click.argument("workspace_id", type=int)

@@ -52,9 +52,9 @@ def main() -> None:
     queue_name = app.config["RQ_QUEUE"]
     with app.app_context():
         engine = db.engine
-    maintenance.start(app)  # outbox sweep + lost-job recovery, every MAINTENANCE_INTERVAL, one host at a time
     # A forked child must not share the parent's database connections.
     os.register_at_fork(after_in_child=lambda: engine.dispose(close=False))
+    maintenance.start(app)  # outbox sweep + lost-job recovery, every MAINTENANCE_INTERVAL, one host at a time
 
     logging.getLogger("rq").setLevel(logging.INFO)
     if args.workers <= 1:

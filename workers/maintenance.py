@@ -8,39 +8,52 @@ takes over. A round:
 2. `app.generation.recovery.recover()`: generations whose RQ job is gone or dead are requeued, or failed
    and refunded, exactly once, with the final `failed` entry in their stream.
 
-It runs in a daemon thread: it only waits on the database and Redis, and must never stop the worker.
+It runs in a child process of the worker host (see `start`); it only waits on the database and Redis.
 """
 from __future__ import annotations
 
 import logging
-import threading
+import multiprocessing
+import os
+import signal
+import time
+from dataclasses import dataclass
+from multiprocessing.process import BaseProcess
+from typing import Callable
 
 from flask import Flask
 from redis.exceptions import RedisError
 
 from app.extensions import db
+from app.generation import recovery
+from app.generation.recovery import Report
+from app.outbox import services as outbox
 
 log = logging.getLogger(__name__)
 
 LOCK_KEY = "copydeck:maintenance"
 
 
-def run_once(app: Flask) -> bool:
-    """One round, if no other host holds the lock; returns whether this host ran it."""
+@dataclass
+class Round:
+    """What one round did: outbox rows delivered (or settled), generations requeued and failed."""
+
+    delivered: int
+    recovered: Report
+
+
+def run_once(app: Flask) -> Round | None:
+    """One round, unless another host holds the lock (then None)."""
     interval = app.config["MAINTENANCE_INTERVAL"]
     redis = app.extensions["redis"]
     # The lock outlives a normal round by far; a host that dies holding it frees it by expiry.
     lock = redis.lock(LOCK_KEY, timeout=max(60, int(interval * 4)), blocking=False)
     if not lock.acquire():
-        return False
+        return None
     try:
-        from app.generation.recovery import recover
-        from app.outbox.services import sweep
-
         with app.app_context():
             try:
-                sweep()
-                recover()
+                return Round(outbox.sweep(), recovery.recover())
             finally:
                 db.session.remove()
     finally:
@@ -48,33 +61,39 @@ def run_once(app: Flask) -> bool:
             lock.release()
         except RedisError:  # expired or Redis gone: the next round starts afresh
             pass
-    return True
 
 
-class MaintenanceThread(threading.Thread):
-    """Rounds every MAINTENANCE_INTERVAL seconds until stopped (a daemon: it never holds the worker up)."""
-
-    def __init__(self, app: Flask):
-        super().__init__(name="copydeck-maintenance", daemon=True)
-        self.app = app
-        self.stopping = threading.Event()
-
-    def run(self) -> None:
-        while not self.stopping.is_set():
-            try:
-                run_once(self.app)
-            except Exception:  # Redis or the database down: try again next round
-                log.exception("maintenance round failed")
-            self.stopping.wait(self.app.config["MAINTENANCE_INTERVAL"])
-
-    def stop(self, timeout: float | None = None) -> None:
-        """Finish the round under way, then end."""
-        self.stopping.set()
-        self.join(timeout)
+def run_forever(app: Flask, stopping: Callable[[], bool]) -> None:
+    """Rounds every MAINTENANCE_INTERVAL seconds until `stopping()`; a failed round (Redis or the database
+    down) is logged and tried again next time."""
+    interval = app.config["MAINTENANCE_INTERVAL"]
+    while not stopping():
+        try:
+            run_once(app)
+        except Exception:
+            log.exception("maintenance round failed")
+        next_round = time.monotonic() + interval
+        while time.monotonic() < next_round and not stopping():
+            time.sleep(min(0.5, interval))
 
 
-def start(app: Flask) -> MaintenanceThread:
-    """Start the periodic rounds of this host."""
-    thread = MaintenanceThread(app)
-    thread.start()
-    return thread
+def start(app: Flask) -> BaseProcess:
+    """Run this host's rounds in a child process, forked now.
+
+    A process, not a thread: the worker pool forks its workers after this (and again when it respawns
+    one), and a fork taken while another thread holds a lock (an import, a connection pool) can leave the
+    child deadlocked. The child ends with its parent: SIGKILL to the host's process group, the pool's
+    exit (multiprocessing stops daemon children), or, failing both, when it sees it was orphaned.
+    """
+    parent = os.getpid()
+    process = multiprocessing.get_context("fork").Process(
+        target=_child, args=(app, parent), name="copydeck-maintenance", daemon=True)
+    process.start()
+    return process
+
+
+def _child(app: Flask, parent: int) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group; the parent's exit ends us
+    with app.app_context():
+        db.engine.dispose(close=False)  # the parent's connections stay the parent's
+    run_forever(app, lambda: os.getppid() != parent)

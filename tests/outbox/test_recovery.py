@@ -107,15 +107,19 @@ def test_maintenance_runs_periodically_on_one_host_at_a_time(app, client, login,
 
     monkeypatch.setattr(outbox, "sweep", counted_sweep)
     with time_machine.travel(utcnow() + timedelta(seconds=app.config["OUTBOX_SWEEP_GRACE"] + 1), tick=True):
-        hosts = [maintenance.start(app), maintenance.start(app)]  # two worker hosts
+        stop = threading.Event()
+        hosts = [threading.Thread(target=maintenance.run_forever, args=(app, stop.is_set), name=f"host-{n}")
+                 for n in range(2)]  # two worker hosts' loops
+        [host.start() for host in hosts]
         deadline = time.monotonic() + 20
         while (_outbox(app) or len(rounds) < 3) and time.monotonic() < deadline:
             time.sleep(0.1)
-        [host.stop(10) for host in hosts]
+        stop.set()
+        [host.join(10) for host in hosts]
     assert _outbox(app) == [] and len(rounds) >= 3, rounds  # periodic, not only at start
     redis = app.extensions["redis"]
     assert redis.lock(maintenance.LOCK_KEY, timeout=5).acquire(blocking=False)  # released between rounds
-    assert maintenance.run_once(app) is False  # while another host holds it, this one skips the round
+    assert maintenance.run_once(app) is None  # while another host holds it, this one skips the round
     run_worker()
     assert load(app, generation_id).status == "succeeded"
 
