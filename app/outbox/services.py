@@ -59,7 +59,8 @@ class Message:
 def enqueue_after_commit(session: Session, func: str, *args: Any, job_id: str | None = None,
                          expire_after: int | None = None, on_expire: str | None = None,
                          job_timeout: int | None = None, retry: tuple[int, list[int]] | None = None,
-                         meta: dict[str, Any] | None = None) -> OutboxMessage:
+                         meta: dict[str, Any] | None = None, result_ttl: int = 3600,
+                         failure_ttl: int = 7 * 24 * 3600) -> OutboxMessage:
     """Record an RQ job in `session`'s transaction; it is enqueued once that transaction commits.
 
     `args` must be JSON values (ids, not objects). The row is flushed now so its id is known.
@@ -69,7 +70,7 @@ def enqueue_after_commit(session: Session, func: str, *args: Any, job_id: str | 
     config = current_app.config
     payload = {
         "func": func, "args": list(args),
-        "timeout": job_timeout or config["JOB_TIMEOUT"], "result_ttl": 3600, "failure_ttl": 7 * 24 * 3600,
+        "timeout": job_timeout or config["JOB_TIMEOUT"], "result_ttl": result_ttl, "failure_ttl": failure_ttl,
         "retry": list(retry) if retry else None, "meta": meta,
         "expire_after": expire_after, "on_expire": on_expire,
     }

@@ -122,3 +122,15 @@ def test_a_rolled_back_transaction_leaves_no_row_and_no_job(app_ctx, make_user):
     assert db.session.scalar(select(func.count()).select_from(OutboxMessage)) == 0
     assert not Job.exists("generation-999", connection=app_ctx.extensions["redis"])
 
+
+
+def test_job_options_reach_rq(app_ctx, make_user):
+    make_user()
+    outbox.enqueue_after_commit(db.session, "app.catalog.tasks.run_test", {"variants": 1}, job_id="test-run-x",
+                                job_timeout=42, result_ttl=600, failure_ttl=600, meta={"user_id": 7},
+                                retry=(3, [10, 60]))
+    db.session.commit()
+    job = Job.fetch("test-run-x", connection=app_ctx.extensions["redis"])
+    assert (job.timeout, job.result_ttl, job.failure_ttl, job.meta) == (42, 600, 600, {"user_id": 7})
+    assert (job.retries_left, job.retry_intervals) == (3, [10, 60])
+    assert job.args == ({"variants": 1},)
