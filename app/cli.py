@@ -35,13 +35,19 @@ def register_cli(app: Flask) -> None:
         click.echo(f"demo login: {DEMO_EMAIL} / {DEMO_PASSWORD}")
 
     @app.cli.command("recover")
-    @click.option("--older-than", default=900, show_default=True, help="seconds")
-    def recover(older_than: int) -> None:
-        """Fail and refund generations and test runs whose job was lost (queued/running too long)."""
-        from app.catalog.tasks import recover_stale_test_runs
-        from app.generation.tasks import recover_stale
-        click.echo(f"recovered {recover_stale(older_than)} generation(s)")
-        click.echo(f"recovered {recover_stale_test_runs(older_than)} test run(s)")
+    def recover() -> None:
+        """One maintenance round now (what worker hosts do every MAINTENANCE_INTERVAL): deliver the outbox,
+        requeue or fail and refund generations whose job is gone, refund lost test runs. Takes the same lock as
+        worker hosts."""
+        from flask import current_app
+
+        from workers.maintenance import run_once
+        done = run_once(current_app._get_current_object())
+        if done is None:
+            raise click.ClickException("a worker host is running a maintenance round right now; try again")
+        click.echo(f"outbox: {done.delivered} delivered or settled; generations requeued: "
+                   f"{len(done.recovered.requeued)}, failed and refunded: {len(done.recovered.failed)}; "
+                   f"test runs refunded: {done.test_runs_refunded}")
 
     @app.cli.command("set-seats")
     @click.argument("workspace_id", type=int)

@@ -140,6 +140,10 @@ def load() -> dict:
         "REDIS_URL": redis_url,
         "RQ_QUEUE": os.environ.get("RQ_QUEUE", "generations"),
         "JOB_TIMEOUT": _int("JOB_TIMEOUT", 180),
+        # The outbox (app/outbox): jobs recorded with their transaction, swept when an enqueue failed.
+        "OUTBOX_SWEEP_GRACE": _int("OUTBOX_SWEEP_GRACE", 30),
+        "GENERATION_QUEUE_DEADLINE": _int("GENERATION_QUEUE_DEADLINE", 900),
+        "MAINTENANCE_INTERVAL": _float("MAINTENANCE_INTERVAL", 15.0),
         # LLM: one code path for OpenAI, compatible servers and the local model.
         "OPENAI_API_KEY": openai_key,
         "OPENAI_BASE_URL": openai_base_url,
@@ -185,6 +189,8 @@ def load() -> dict:
         "RATELIMIT_ENABLED": _bool("RATELIMIT_ENABLED", True),
         "RATELIMIT_STORAGE_URI": os.environ.get("RATELIMIT_STORAGE_URI") or redis_url,
         "RATELIMIT_HEADERS_ENABLED": True,
+        # Redis down: limits keep working per process instead of failing every request.
+        "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,
         "SSE_BLOCK_MS": _int("SSE_BLOCK_MS", 15000),
         "STREAM_TTL_SECONDS": _int("STREAM_TTL_SECONDS", 3600),
         # Live streams (SSE): bounds per user, generation and web process; leases expire unless renewed.

@@ -8,3 +8,4 @@ from app.projects.models import Project, ProjectItem  # noqa: F401
 from app.workspaces.models import Invitation, Membership, Workspace  # noqa: F401
 from app.billing.models import Plan, StripeEvent  # noqa: F401
 from app.admin.models import AuditEntry, SiteSetting  # noqa: F401
+from app.outbox.models import OutboxMessage  # noqa: F401

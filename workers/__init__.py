@@ -2,26 +2,16 @@
 
 Jobs are enqueued only after the database transaction that created their rows
 has committed, so a worker never picks up an id it cannot see yet, and a
-rolled-back request never leaves a job behind.
+rolled-back request never leaves a job behind. They go through the outbox
+(app/outbox): a row in that same transaction, so a failed enqueue is retried.
 """
 from __future__ import annotations
 
-import logging
-from typing import Any
-
 from flask import Flask, current_app, has_app_context
 from redis import Redis
-from rq import Callback, Queue
-from sqlalchemy import event
-from sqlalchemy.orm import Session
+from rq import Queue
 
-log = logging.getLogger(__name__)
-
-_PENDING = "copydeck_pending_jobs"
-
-# Jobs whose records must be closed when RQ gives up on them: a worker killed mid-job leaves the
-# job abandoned, and RQ's registry cleanup then runs this callback (fail and refund, exactly once).
-ON_FAILURE = {"app.generation.tasks.run_generation": "app.generation.tasks.on_job_failure"}
+from app.outbox import services as outbox
 
 
 _job_app: Flask | None = None
@@ -59,32 +49,5 @@ def queue(app: Flask | None = None) -> Queue:
     return Queue(app.config["RQ_QUEUE"], connection=app.extensions["redis"])
 
 
-def enqueue_after_commit(session: Session, func: str, *args: Any, job_id: str | None = None) -> None:
-    """Schedule an RQ job for when `session` commits; dropped on rollback."""
-    app = current_app._get_current_object()
-    session.info.setdefault(_PENDING, []).append((app, func, args, job_id))
-
-
-@event.listens_for(Session, "after_commit")
-def _enqueue_pending(session: Session) -> None:
-    pending = session.info.pop(_PENDING, [])
-    for app, func, args, job_id in pending:
-        job = queue(app).enqueue(
-            func,
-            *args,
-            job_id=job_id,
-            job_timeout=app.config["JOB_TIMEOUT"],
-            result_ttl=3600,
-            failure_ttl=7 * 24 * 3600,
-            on_failure=Callback(ON_FAILURE[func]) if func in ON_FAILURE else None,
-            # No RQ Retry: the job retries the model itself within its deadline and refunds on
-            # failure, so a second RQ run would only pay the model twice. A job interrupted by a
-            # shutdown asks RQ for one more run by returning Retry (app/generation/tasks.py).
-        )
-        log.info("enqueued job %s (%s%r)", job.id, func, args)
-
-
-@event.listens_for(Session, "after_soft_rollback")
-def _drop_pending(session: Session, previous_transaction) -> None:
-    if not previous_transaction.nested and previous_transaction.parent is None:
-        session.info.pop(_PENDING, None)
+# Jobs are recorded in the transaction and enqueued after it commits: see app/outbox/services.py.
+enqueue_after_commit = outbox.enqueue_after_commit

@@ -57,6 +57,7 @@ def main() -> None:
     app = create_app()
     import app.generation.tasks as tasks  # preload the job code before forking
     import workers
+    from workers import maintenance
 
     workers.set_job_app(app)
     redis = app.extensions["redis"]
@@ -64,13 +65,10 @@ def main() -> None:
     queue_name = app.config["RQ_QUEUE"]
     with app.app_context():
         engine = db.engine
-        recovered = tasks.recover_stale(2 * app.config["JOB_TIMEOUT"] + 60)
-        if recovered:
-            logging.getLogger(__name__).warning("failed and refunded %s lost generation(s)", recovered)
-        db.session.remove()
     # A forked child must not share the parent's database connections, nor outlive its parent.
     os.register_at_fork(after_in_child=lambda: engine.dispose(close=False))
     os.register_at_fork(after_in_child=die_with_parent)
+    maintenance.start(app)  # outbox sweep + lost-job recovery, every MAINTENANCE_INTERVAL, one host at a time
 
     # Class attributes, so the workers WorkerPool forks are built with them too.
     ThreadPoolWorker.threads = args.threads or app.config["WORKER_THREADS"]

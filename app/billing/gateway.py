@@ -8,6 +8,7 @@ stripe-mock); unset, it talks to api.stripe.com.
 """
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import stripe
@@ -115,10 +116,15 @@ def list_events(created_after: int, starting_after: str | None = None):
     return client().v1.events.list(params=params)
 
 
-def construct_event(payload: bytes, signature: str | None) -> dict:
-    """Verify a webhook's signature and return the event as a plain dict
-    (raises stripe.SignatureVerificationError or ValueError)."""
+def construct_event(payload: bytes, signature: str | None) -> Any:
+    """Verify a webhook's signature, then parse its body as JSON, whatever its shape: checking the shape
+    is the caller's (a signed body may still be an array or miss fields).
+    Raises stripe.SignatureVerificationError, or ValueError for a body that is not JSON."""
     secret = current_app.config.get("STRIPE_WEBHOOK_SECRET")
     if not secret:
         raise BillingOff()
-    return stripe.Webhook.construct_event(payload, signature, secret).to_dict()
+    text = payload.decode("utf-8")  # UnicodeDecodeError is a ValueError
+    if not signature:
+        raise stripe.SignatureVerificationError("no Stripe-Signature header", signature, text)
+    stripe.WebhookSignature.verify_header(text, signature, secret, stripe.Webhook.DEFAULT_TOLERANCE)
+    return json.loads(text)

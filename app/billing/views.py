@@ -1,9 +1,11 @@
 """Billing pages (owner only) and the Stripe webhook."""
 from __future__ import annotations
 
+import hashlib
 import logging
 import secrets
 from functools import wraps
+from typing import Any
 
 import stripe
 from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, url_for
@@ -15,7 +17,7 @@ from app.billing import gateway, services
 from app.billing.models import StripeEvent
 from app.extensions import csrf, db, limiter
 from app.web import owner_required, workspace_required
-from workers import queue
+from app.outbox.services import enqueue_after_commit
 
 log = logging.getLogger(__name__)
 bp = Blueprint("billing", __name__)
@@ -201,7 +203,10 @@ def change_seats():
 @csrf.exempt
 @limiter.exempt
 def webhook():
-    """Verify, store once, acknowledge; the slow part (re-syncing) runs in RQ."""
+    """Verify, store once, acknowledge; the slow part (re-syncing) is an RQ job, recorded through the
+    outbox in the transaction that stores the event, so a stored event is always applied even when Redis
+    fails right then (Stripe's retry is answered 'duplicate': the event is already safe with us).
+    A signed event of an unexpected shape is answered 400 and recorded as `rejected`."""
     payload = request.get_data()
     try:
         event = gateway.construct_event(payload, request.headers.get("Stripe-Signature"))
@@ -209,20 +214,72 @@ def webhook():
         abort(404)
     except (ValueError, stripe.SignatureVerificationError):
         return {"error": "invalid signature or payload"}, 400
+    problem = event_shape_problem(event)
+    if problem:
+        _record_rejected(payload, event, problem)
+        return {"error": f"unexpected event: {problem}"}, 400
     obj = event["data"]["object"]
     customer = obj.get("customer") if obj.get("object") != "customer" else obj.get("id")
-    record = StripeEvent(id=event["id"], type=event["type"], customer_id=customer, created=int(event["created"]),
-                         payload=event)
+    handled = event["type"] in HANDLED_EVENTS
+    record = StripeEvent(id=event["id"], type=event["type"], customer_id=customer, created=event["created"],
+                         payload=event, status="received" if handled else "ignored")
+    try:
+        db.session.add(record)
+        db.session.flush()
+    except IntegrityError:
+        db.session.rollback()
+        return {"received": True, "duplicate": True}, 200
+    if handled:
+        enqueue_after_commit(db.session, "app.billing.tasks.apply_event", event["id"],
+                             job_id=f"stripe-{event['id']}", job_timeout=120, retry=(3, [10, 60, 300]))
+    db.session.commit()
+    return {"received": True}, 200
+
+
+MAX_STRIPE_ID = 80  # the width of stripe_events.id, .type and .customer_id
+MAX_TIMESTAMP = 2**31 - 1  # stripe_events.created is a 32-bit integer
+
+
+def _short_text(value: Any) -> bool:
+    return isinstance(value, str) and 0 < len(value) <= MAX_STRIPE_ID and "\x00" not in value
+
+
+def event_shape_problem(event: Any) -> str | None:
+    """What makes a (signed) event unusable, or None: the fields we read must have Stripe's types."""
+    if not isinstance(event, dict):
+        return "the event is not a JSON object"
+    for key in ("id", "type"):
+        if not _short_text(event.get(key)):
+            return f"'{key}' must be a string of 1 to {MAX_STRIPE_ID} characters"
+    created = event.get("created")
+    if type(created) is not int or not 0 <= created <= MAX_TIMESTAMP:
+        return "'created' must be a Unix timestamp (an integer)"
+    data = event.get("data")
+    if not isinstance(data, dict) or not isinstance(data.get("object"), dict):
+        return "'data.object' must be an object"
+    obj = data["object"]
+    if obj.get("object") == "customer":
+        if not _short_text(obj.get("id")):
+            return "the customer's 'id' must be a string"
+    elif obj.get("customer") is not None and not _short_text(obj.get("customer")):
+        return "'data.object.customer' must be a customer id"
+    return None
+
+
+def _record_rejected(payload: bytes, event: Any, problem: str) -> None:
+    """Keep a rejected event for operators, once per distinct body (its id is the body's hash)."""
+    fields = event if isinstance(event, dict) else {}
+    event_type, created = fields.get("type"), fields.get("created")
+    record = StripeEvent(
+        id=f"rejected-{hashlib.sha256(payload).hexdigest()}",
+        type=event_type if _short_text(event_type) else "(unknown)",
+        created=created if type(created) is int and 0 <= created <= MAX_TIMESTAMP else 0,
+        payload=event if isinstance(event, dict) else {"body": event},
+        status="rejected", note=problem[:300],
+    )
+    log.warning("stripe webhook rejected: %s", problem)
     try:
         db.session.add(record)
         db.session.commit()
     except IntegrityError:
-        db.session.rollback()
-        return {"received": True, "duplicate": True}, 200
-    if event["type"] in HANDLED_EVENTS:
-        queue(current_app).enqueue("app.billing.tasks.apply_event", event["id"], job_id=f"stripe-{event['id']}",
-                                   job_timeout=120, failure_ttl=7 * 24 * 3600)
-    else:
-        record.status = "ignored"
-        db.session.commit()
-    return {"received": True}, 200
+        db.session.rollback()  # the same body again: already recorded

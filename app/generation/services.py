@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -17,7 +18,7 @@ from app.generation.rules import check
 from app.admin import model_policy
 from app.quota import services as quota
 from app.workspaces.models import Workspace
-from workers import enqueue_after_commit
+from app.outbox.services import enqueue_after_commit
 
 TONES = ("Professional", "Friendly", "Bold", "Playful", "Persuasive", "Empathetic", "Witty", "Luxury", "Urgent", "Casual")
 LANGUAGES = (
@@ -109,12 +110,30 @@ def start(*, workspace: Workspace, user: User, template: Template, values: dict[
         db.session.rollback()
         raise
     generation_id = generation.id
-    enqueue_after_commit(db.session, "app.generation.tasks.run_generation", generation_id,
-                         job_id=f"generation-{generation_id}")
+    schedule_job(generation_id)
     db.session.commit()
     # Callers only need the id: keep it loaded so reading it does not start another transaction.
     set_committed_value(generation, "id", generation_id)
     return generation
+
+
+JOB_PREFIX = "generation-"
+
+
+def job_id(generation_id: int) -> str:
+    """The RQ job id of a generation: deterministic, so a job is never enqueued twice for one generation."""
+    return f"{JOB_PREFIX}{generation_id}"
+
+
+def schedule_job(generation_id: int, requeues: int = 0) -> None:
+    """Enqueue the generation's job when the current transaction commits, through the outbox: if Redis
+    is down then, the job is enqueued when it is back, or, past GENERATION_QUEUE_DEADLINE, the
+    generation is failed and refunded (recovery.fail_unstarted). `requeues` counts recovery's requeues."""
+    enqueue_after_commit(
+        db.session, "app.generation.tasks.run_generation", generation_id, job_id=job_id(generation_id),
+        expire_after=current_app.config["GENERATION_QUEUE_DEADLINE"],
+        on_expire="app.generation.recovery.fail_unstarted", meta={"requeues": requeues} if requeues else None,
+    )
 
 
 def rerun(generation: Generation, user: User, workspace: Workspace) -> Generation:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -302,23 +302,3 @@ def _store(generation_id: int, results: list[VariantResult], stream: GenerationS
     quota.send_alert_emails(due_alerts)
     return "succeeded"
 
-
-def recover_stale(max_age_seconds: int) -> int:
-    """Mark generations stuck in queued/running (lost jobs) failed and refund them."""
-    cutoff = utcnow() - timedelta(seconds=max_age_seconds)
-    stale = db.session.scalars(
-        db.select(Generation.id).where(
-            Generation.status.in_(("queued", "running")),
-            Generation.created_at < cutoff,
-        )
-    ).all()
-    for generation_id in stale:
-        db.session.execute(
-            update(Generation)
-            .where(Generation.id == generation_id, Generation.status.in_(("queued", "running")))
-            .values(status="failed", finished_at=utcnow(),
-                    error_message="This generation was interrupted. Your quota was not used; please try again.")
-        )
-        quota.refund(generation_id)
-    db.session.commit()
-    return len(stale)

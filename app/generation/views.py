@@ -6,6 +6,7 @@ from urllib.parse import urlsplit
 from flask import (Blueprint, Response, abort, current_app, flash, g, make_response, redirect, render_template,
                    request, url_for)
 from flask_login import current_user
+from redis.exceptions import RedisError
 
 from app.billing.services import has_feature
 from app.brand.views import voices_of
@@ -18,6 +19,7 @@ from app.generation.models import Generation, Variant
 from app.admin.model_policy import ModelNotAllowed
 from app.generation.live import StreamLease, TooManyStreams
 from app.generation.streams import EXPIRED_EVENT, RETRY_LINE, iter_sse, partial_texts
+from app.outbox import services as outbox
 from app.quota.services import QuotaExceeded
 from app.web import htmx_redirect, is_htmx, workspace_required
 from app.workspaces.services import get_in_workspace_or_404, variant_in_workspace_or_404
@@ -124,10 +126,19 @@ def show(generation_id: int):
 
 
 def _pane_context(generation: Generation) -> dict:
-    live = []
+    """What the result pane shows besides the row: text streamed so far, and whether the job is still
+    waiting for the queue (its outbox row is undelivered, or Redis cannot be reached right now)."""
+    live: list[str] = []
+    waiting = False
     if not generation.is_finished:
-        live = partial_texts(current_app.extensions["redis"], generation.id, generation.variant_count)
-    return {"live_texts": live, "version": generation.template_version}
+        try:
+            live = partial_texts(current_app.extensions["redis"], generation.id, generation.variant_count)
+        except RedisError:
+            current_app.logger.warning("generation %s: Redis unavailable for the result pane", generation.id)
+            waiting = generation.status == "queued"
+        waiting = waiting or (generation.status == "queued" and outbox.is_pending(services.job_id(generation.id)))
+    return {"live_texts": live, "version": generation.template_version, "waiting_for_queue": waiting,
+            "queue_deadline_minutes": current_app.config["GENERATION_QUEUE_DEADLINE"] // 60}
 
 
 @bp.route("/generations/<int:generation_id>/variants")

@@ -187,22 +187,6 @@ def test_an_unexpected_error_fails_and_refunds_instead_of_sticking(app, client, 
     assert ledger(app) == (0, 0)
 
 
-def test_stale_generations_are_recovered(app, client, login):
-    from datetime import timedelta
-
-    from app.generation.models import Generation
-    from app.generation.tasks import recover_stale
-    login()
-    generation_id = submit(client, app, "x-post", variants=2)
-    with app.app_context():
-        generation = db.session.get(Generation, generation_id)
-        generation.created_at -= timedelta(hours=1)
-        db.session.commit()
-        assert recover_stale(600) == 1
-    assert load(app, generation_id).status == "failed"
-    assert ledger(app) == (0, 0)
-
-
 def test_a_late_result_after_the_generation_was_failed_elsewhere_is_dropped(app, client, login, fake_llm):
     """RQ's abandoned-job handling failed and refunded it while the model was still answering."""
     import threading
