@@ -43,7 +43,7 @@ from app.quota import services as quota
 
 log = logging.getLogger(__name__)
 
-INTERRUPTED = "This generation was interrupted. Your quota was not used; please try again."
+INTERRUPTED = "This generation was interrupted while the service restarted. Your quota was not used; please try again."
 QUEUE_UNAVAILABLE = ("Our job queue was unavailable, so this generation could not start in time. "
                      "Your quota was not used; please try again.")
 ALIVE = (JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED, JobStatus.CREATED)
@@ -52,20 +52,30 @@ MAX_REQUEUES = 2
 MIN_AGE_SECONDS = 30
 
 
+def mark_failed(generation_id: int, message: str, from_states: tuple[str, ...] = ("queued", "running")) -> bool:
+    """Move the row from one of `from_states` to failed and refund it; False if another caller already did.
+
+    One conditional UPDATE decides, so of two racing callers (the job, RQ's abandoned-job callback,
+    this recovery) only one refunds. Does not commit and does not touch the stream.
+    """
+    updated = db.session.execute(
+        update(Generation)
+        .where(Generation.id == generation_id, Generation.status.in_(from_states))
+        .values(status="failed", finished_at=utcnow(), error_message=message)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if updated:
+        quota.refund(generation_id)
+    return bool(updated)
+
+
 def fail_and_refund(generation_id: int, message: str) -> bool:
     """Fail an unfinished generation, refund it and close its stream; False if it had already finished.
 
     Does not commit: the caller's transaction carries the change, the refund and the stream's final entry.
     """
-    updated = db.session.execute(
-        update(Generation)
-        .where(Generation.id == generation_id, Generation.status.in_(("queued", "running")))
-        .values(status="failed", finished_at=utcnow(), error_message=message)
-        .execution_options(synchronize_session=False)
-    ).rowcount
-    if not updated:
+    if not mark_failed(generation_id, message):
         return False
-    quota.refund(generation_id)
     outbox.stream_end_after_commit(db.session, generation_id, "failed", message=message)
     log.warning("generation %s failed and refunded: %s", generation_id, message)
     return True

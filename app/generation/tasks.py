@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from app.auth.models import utcnow
 from app.extensions import db
 from app.generation.models import Generation, Variant
+from app.generation.recovery import INTERRUPTED, mark_failed
 from app.generation.rules import check, clean_output, repair_instruction
 from app.generation.services import refresh_search_document
 from app.generation.streams import GenerationStream
@@ -34,7 +35,6 @@ from workers import job_app
 log = logging.getLogger(__name__)
 
 MAX_REQUEUES = 1  # a job interrupted by a shutdown runs again once; the second time it is failed and refunded
-INTERRUPTED = "This generation was interrupted while the service restarted. Your quota was not used; please try again."
 
 @dataclass
 class VariantResult:
@@ -95,13 +95,7 @@ def fail_and_refund(generation_id: int, message: str, stream: GenerationStream, 
 
     One conditional UPDATE decides, so of two racing callers only one refunds and writes the end.
     """
-    moved = db.session.execute(
-        update(Generation)
-        .where(Generation.id == generation_id, Generation.status.in_(from_states))
-        .values(status="failed", finished_at=utcnow(), error_message=message)
-    ).rowcount
-    if moved:
-        quota.refund(generation_id)
+    moved = mark_failed(generation_id, message, from_states)
     db.session.commit()
     if moved:
         stream.finish("failed", message=message)

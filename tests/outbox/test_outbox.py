@@ -11,7 +11,7 @@ from app.auth.models import utcnow
 from app.extensions import db
 from app.generation.models import Generation
 from app.generation.recovery import QUEUE_UNAVAILABLE
-from app.generation.streams import read_events
+from app.generation.streams import read_batch
 from app.outbox import services as outbox
 from app.outbox.models import OutboxMessage
 from app.quota.models import QuotaLedger
@@ -108,7 +108,7 @@ def test_a_generation_that_cannot_reach_the_queue_in_time_is_failed_and_refunded
     assert _outbox(app) == []
     redis = app.extensions["redis"]
     assert not Job.exists(f"generation-{generation_id}", connection=redis)  # never run late
-    kinds = [kind for _id, kind, _data in read_events(redis, generation_id, "0-0", 0)]
+    kinds = [kind for _id, kind, _data in read_batch(redis, generation_id, "0-0", 0)]
     assert kinds == ["failed"]  # open tabs stop waiting
     with time_machine.travel(late + timedelta(minutes=1)):
         assert _sweep(app) == 0  # exactly once

@@ -13,7 +13,7 @@ from app.auth.models import utcnow
 from app.extensions import db
 from app.generation.models import Generation
 from app.generation.recovery import INTERRUPTED, recover
-from app.generation.streams import read_events
+from app.generation.streams import read_batch
 from app.outbox import services as outbox
 from tests.generation.helpers import load, submit
 from tests.outbox.test_outbox import _ledger, _outbox
@@ -35,7 +35,7 @@ def _set(app, generation_id: int, **values) -> None:
 
 
 def _final_events(app, generation_id: int) -> list[str]:
-    events = read_events(app.extensions["redis"], generation_id, "0-0", 0)
+    events = read_batch(app.extensions["redis"], generation_id, "0-0", 0)
     return [kind for _id, kind, _data in events if kind in ("done", "failed")]
 
 

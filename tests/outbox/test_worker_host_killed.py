@@ -54,7 +54,9 @@ def test_a_worker_host_killed_mid_generation_loses_nothing_and_charges_nobody_tw
     fake_llm.ttft, fake_llm.token_delay, fake_llm.tokens = 0.2, 0.1, 60  # about 6 s per variant
     login()
     ids = [submit(client, app, "x-post", variants=2) for _ in range(4)]
-    env = {**os.environ, **base_env, "PYTHONUNBUFFERED": "1", "RQ_WORKERS": "2", "MAINTENANCE_INTERVAL": "1"}
+    # One job per worker process here, so the victim holds exactly two and the survivor runs the rest.
+    env = {**os.environ, **base_env, "PYTHONUNBUFFERED": "1", "RQ_WORKERS": "2", "WORKER_THREADS": "1",
+           "MAINTENANCE_INTERVAL": "1"}
     redis, queue_name = app.extensions["redis"], app.config["RQ_QUEUE"]
     victim = worker_host("worker-x", env, tmp_path)
     survivor = None
@@ -70,7 +72,8 @@ def test_a_worker_host_killed_mid_generation_loses_nothing_and_charges_nobody_tw
         _wait(lambda: all(_statuses(app)[i] == "succeeded" for i in others), 60, survivor)
         assert all(_statuses(app)[i] == "running" for i in held_ids)  # lease not out yet: left alone
 
-        past_lease = utcnow() + timedelta(seconds=app.config["JOB_TIMEOUT"] + 61)
+        # The threaded worker's lease on a job: its timeout + 60 s, plus the shutdown grace it may use.
+        past_lease = utcnow() + timedelta(seconds=app.config["JOB_TIMEOUT"] + 60 + app.config["WORKER_GRACE"] + 1)
         with time_machine.travel(past_lease, tick=True):
             _wait(lambda: maintenance.run_once(app), 30)  # the survivor may hold the lock for a moment
         statuses = _statuses(app)
