@@ -135,8 +135,8 @@ def load() -> dict:
         "SECRET_KEY": secret,
         "SQLALCHEMY_DATABASE_URI": _database_url(),
         # A pool per process as large as its busiest moment: gunicorn threads (WEB_THREADS) all querying at once.
-        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True, "pool_size": _int("DB_POOL_SIZE", 20),
-                                      "max_overflow": _int("DB_MAX_OVERFLOW", 60), "pool_timeout": 30},
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True, "pool_size": _int("DB_POOL_SIZE", 10),
+                                      "max_overflow": _int("DB_MAX_OVERFLOW", 5), "pool_timeout": 30},
         "REDIS_URL": redis_url,
         "RQ_QUEUE": os.environ.get("RQ_QUEUE", "generations"),
         "JOB_TIMEOUT": _int("JOB_TIMEOUT", 180),

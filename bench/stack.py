@@ -305,9 +305,9 @@ class Stack:
         return spies
 
     def describe(self) -> str:
-        web = self.commands["web"]
-        workers = web.split("--workers", 1)[1].split()[0]
-        threads = web.split("--threads", 1)[1].split()[0]
+        # The page server reads its size from gunicorn.conf.py, which reads the environment.
+        workers = self.env.get("WEB_CONCURRENCY") or "2"
+        threads = self.env.get("WEB_THREADS") or "64"
         database = ("SQLite in a temp dir" if self.env["DATABASE_URL"].startswith("sqlite")
                     else self.env["DATABASE_URL"].split("://", 1)[0] + " (BENCH_DATABASE_URL)")
         nice = os.environ.get("BENCH_WORKER_NICE")

@@ -41,6 +41,7 @@ from app.outbox.models import OutboxMessage
 log = logging.getLogger(__name__)
 
 _PENDING = "copydeck_outbox_pending"
+_COMMITTED = "copydeck_outbox_committed"
 # Jobs in these states are over: a requeue must replace them.
 _DEAD_STATES = (JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED)
 _QUEUE_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
@@ -105,8 +106,23 @@ def _add(session: Session, kind: str, target: str, payload: dict[str, Any]) -> O
 
 
 @event.listens_for(Session, "after_commit")
-def _deliver_pending(session: Session) -> None:
-    pending = session.info.pop(_PENDING, [])
+def _committed(session: Session) -> None:
+    """The rows are committed: deliver them once the transaction has let go of its connection.
+
+    after_commit runs while the session still holds its connection, and delivery opens one of its own
+    to delete the delivered rows: doing it here would need two connections per thread, and with every
+    pooled connection held by a thread waiting for a second one the pool deadlocks under load.
+    A savepoint's commit fires this event too: only the outermost commit releases the rows.
+    """
+    if _PENDING in session.info and not session.in_nested_transaction():
+        session.info[_COMMITTED] = session.info.pop(_PENDING)
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _deliver_committed(session: Session, transaction) -> None:
+    if transaction.parent is not None or transaction.nested or _COMMITTED not in session.info:
+        return
+    pending = session.info.pop(_COMMITTED)
     by_app: dict[Flask, list[Message]] = {}
     for app, message in pending:
         by_app.setdefault(app, []).append(message)

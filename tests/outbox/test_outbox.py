@@ -134,3 +134,35 @@ def test_job_options_reach_rq(app_ctx, make_user):
     assert (job.timeout, job.result_ttl, job.failure_ttl, job.meta) == (42, 600, 600, {"user_id": 7})
     assert (job.retries_left, job.retry_intervals) == (3, [10, 60])
     assert job.args == ({"variants": 1},)
+
+
+def test_a_savepoint_inside_the_transaction_delivers_nothing_before_the_outer_commit(app_ctx, make_user):
+    make_user()
+    outbox.enqueue_after_commit(db.session, "app.generation.tasks.run_generation", 998, job_id="generation-998")
+    with db.session.begin_nested():  # what the quota ledger does when it creates a row
+        pass
+    assert not Job.exists("generation-998", connection=app_ctx.extensions["redis"])
+    db.session.rollback()
+    assert not Job.exists("generation-998", connection=app_ctx.extensions["redis"])
+    assert db.session.scalar(select(func.count()).select_from(OutboxMessage)) == 0
+
+
+def test_delivery_needs_no_second_connection_from_a_busy_pool(app, base_env, make_user):
+    """With one pooled connection per process, a commit still delivers and clears its row: delivery
+    waits until the committed transaction has given its connection back (else every thread of a
+    busy web process would hold one connection and wait for a second)."""
+    from app import create_app
+
+    make_user()
+    tight = create_app({"TESTING": True, "SQLALCHEMY_ENGINE_OPTIONS": {"pool_size": 1, "max_overflow": 0,
+                                                                        "pool_timeout": 2}})
+    with tight.app_context():
+        try:
+            outbox.enqueue_after_commit(db.session, "app.generation.tasks.run_generation", 997,
+                                        job_id="generation-997")
+            db.session.commit()
+            assert Job.exists("generation-997", connection=tight.extensions["redis"])
+            assert db.session.scalar(select(func.count()).select_from(OutboxMessage)) == 0
+        finally:
+            db.session.remove()
+            db.engine.dispose()
