@@ -130,13 +130,17 @@ def load() -> dict:
     redis_url = _str("REDIS_URL", "redis://127.0.0.1:6379/0")
     openai_base_url = _str("OPENAI_BASE_URL")
     openai_key = _str("OPENAI_API_KEY")
+    database_url = _database_url()
+    # Connections per process. A server database counts every process's pool against its
+    # max_connections (PostgreSQL: 100), so threads share a few (held only while they query);
+    # SQLite's connections cost nothing, and under its write lock more threads wait holding one.
+    pool_size, overflow = (20, 60) if database_url.startswith("sqlite") else (10, 5)
     return {
         "ENV_NAME": env,
         "SECRET_KEY": secret,
-        "SQLALCHEMY_DATABASE_URI": _database_url(),
-        # A pool per process as large as its busiest moment: gunicorn threads (WEB_THREADS) all querying at once.
-        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True, "pool_size": _int("DB_POOL_SIZE", 10),
-                                      "max_overflow": _int("DB_MAX_OVERFLOW", 5), "pool_timeout": 30},
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True, "pool_size": _int("DB_POOL_SIZE", pool_size),
+                                      "max_overflow": _int("DB_MAX_OVERFLOW", overflow), "pool_timeout": 30},
         "REDIS_URL": redis_url,
         "RQ_QUEUE": os.environ.get("RQ_QUEUE", "generations"),
         "JOB_TIMEOUT": _int("JOB_TIMEOUT", 180),

@@ -67,6 +67,20 @@ def test_production_with_every_setting_starts_with_secure_cookies(clean_env):
     assert settings["SQLALCHEMY_DATABASE_URI"] == "postgresql+psycopg://db.internal/copydeck"
 
 
+@pytest.mark.parametrize(("url", "connections"), [("postgresql://db.internal/copydeck", 15), (None, 80)])
+def test_database_pools_fit_a_server_databases_connection_limit(clean_env, url, connections):
+    """Six processes of make run x 15 stay under PostgreSQL's default 100 connections; SQLite's
+    connections cost nothing, so it keeps a pool as large as a web process's threads."""
+    for name in ("DB_POOL_SIZE", "DB_MAX_OVERFLOW"):
+        clean_env.delenv(name, raising=False)
+    if url:
+        clean_env.setenv("DATABASE_URL", url)
+    options = config.load()["SQLALCHEMY_ENGINE_OPTIONS"]
+    assert options["pool_size"] + options["max_overflow"] == connections
+    clean_env.setenv("DB_POOL_SIZE", "3")
+    assert config.load()["SQLALCHEMY_ENGINE_OPTIONS"]["pool_size"] == 3
+
+
 @pytest.mark.parametrize(("name", "value", "says"), [
     ("JOB_TIMEOUT", "three minutes", "JOB_TIMEOUT must be a whole number, not 'three minutes'"),
     ("TRUSTED_PROXY_HOPS", "-1", "TRUSTED_PROXY_HOPS must be at least 0"),
