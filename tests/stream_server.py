@@ -22,8 +22,9 @@ REPO = Path(__file__).resolve().parents[1]
 @contextmanager
 def running_stream_server(base_env: dict, tmp_root: Path, **settings: str) -> Iterator[str]:
     """Start it on a free port with the tests' settings (plus `settings`); yield its base URL."""
-    env = {**os.environ, **base_env, **settings, "PORT": str(free_port()), "PYTHONUNBUFFERED": "1"}
-    env.pop("STREAM_PORT", None)
+    # A free port of its own: make run's PORT+1 may be some other connection's port here.
+    env = {**os.environ, **base_env, **settings, "PORT": str(free_port()), "STREAM_PORT": str(free_port()),
+           "PYTHONUNBUFFERED": "1"}
     command = make_run_module().stream_server(env, "127.0.0.1")
     log_path = tmp_root / "stream-server.log"
     with open(log_path, "ab") as log:
@@ -43,9 +44,16 @@ def running_stream_server(base_env: dict, tmp_root: Path, **settings: str) -> It
             pytest.fail(f"the stream server did not answer:\n{log_path.read_text()[-3000:]}")
         yield base
     finally:
+        _stop(proc)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """SIGTERM to its process group, SIGKILL if it lingers; nothing to do if it already exited."""
+    try:
         os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(5)
+        proc.wait(10)
+    except ProcessLookupError:
+        pass
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(5)
