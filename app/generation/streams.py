@@ -105,27 +105,29 @@ class GenerationStream:
     def _entry(self, kind: str, data: dict) -> dict:
         return {"type": kind, "data": json.dumps(data)}
 
-    def _write_pending(self, pipe) -> None:
+    def _write(self, kind: str | None = None, data: dict | None = None, expire: bool = False) -> None:
+        """Write the pending tokens, then the entry `kind` if given, in one round trip (lock held)."""
+        pipe = self.redis.pipeline(transaction=expire)
         for index, pieces in self._pending.items():
             pipe.xadd(self.key, self._entry("token", {"v": index, "t": "".join(pieces)}))
         self._pending.clear()
         self._last_flush = time.monotonic()
+        if kind is not None:
+            pipe.xadd(self.key, self._entry(kind, data or {}))
+        if expire:
+            pipe.expire(self.key, self.ttl)
+        pipe.execute()
 
     def _add(self, kind: str, **data) -> None:
         with self._lock:
-            pipe = self.redis.pipeline(transaction=False)
-            self._write_pending(pipe)
-            pipe.xadd(self.key, self._entry(kind, data))
-            pipe.execute()
+            self._write(kind, data)
 
     def flush(self) -> None:
         """Write the pending tokens now."""
         with self._lock:
             self._scheduled = False
             if self._pending:
-                pipe = self.redis.pipeline(transaction=False)
-                self._write_pending(pipe)
-                pipe.execute()
+                self._write()
 
     def token(self, index: int, text: str) -> None:
         with self._lock:
@@ -134,9 +136,7 @@ class GenerationStream:
             self._shown.add(index)
             due = self._last_flush + self.flush_interval
             if first or time.monotonic() >= due:
-                pipe = self.redis.pipeline(transaction=False)
-                self._write_pending(pipe)
-                pipe.execute()
+                self._write()
             elif not self._scheduled:
                 self._scheduled = True
                 _flusher.schedule(self, due)
@@ -156,11 +156,7 @@ class GenerationStream:
     def finish(self, kind: str, **data) -> None:
         """Append the final entry and let the stream expire after the TTL."""
         with self._lock:
-            pipe = self.redis.pipeline()
-            self._write_pending(pipe)
-            pipe.xadd(self.key, self._entry(kind, data))
-            pipe.expire(self.key, self.ttl)
-            pipe.execute()
+            self._write(kind, data, expire=True)
 
 
 def read_batch(redis: Redis, generation_id: int, last_id: str, block_ms: int) -> list[tuple[str, str, bytes]]:

@@ -8,6 +8,7 @@ from flask import (Blueprint, Response, abort, current_app, flash, g, make_respo
 from flask_login import current_user
 from redis.exceptions import RedisError
 
+from app.auth import sessions
 from app.billing.services import has_feature
 from app.brand.views import voices_of
 from app.catalog.rendering import PromptError, RenderBusy
@@ -49,6 +50,8 @@ def _template_gone():
     response = make_response(render_template(page, status=409, title="Template unavailable", message=TEMPLATE_GONE), 409)
     response.headers["X-Message"] = TEMPLATE_GONE
     return response
+
+
 def _refusal_message(exc: QuotaExceeded | ModelNotAllowed) -> str:
     return str(exc) if isinstance(exc, ModelNotAllowed) else _quota_message(exc)
 
@@ -208,16 +211,12 @@ def _too_many_message(exc: TooManyStreams) -> str:
 def _session_checker(app, login_id: str | None):
     """is the stream's user still signed in and allowed? (re-asked while the stream is open)
 
-    Goes through the login manager's user loader with the session's id, so whatever ends a
-    session at the next request (suspension, a revoked session token) ends the stream too.
+    The same rule as the user loader (app.auth.sessions): a live login row of a user who is
+    not suspended, so whatever ends a session at the next request ends the stream too.
     """
     def still_allowed() -> bool:
         with app.app_context():
-            try:
-                user = app.login_manager._user_callback(login_id)
-                return user is not None and user.is_active
-            finally:
-                db.session.remove()
+            return login_id is not None and sessions.still_valid(login_id)
     return still_allowed
 
 
@@ -248,20 +247,24 @@ def _valid_stream_id(value: str) -> bool:
 @limiter.limit("60 per minute")
 def regenerate(generation_id: int):
     generation = _generation_or_404(generation_id)
+    return _start_again(lambda: services.rerun(generation, current_user, g.workspace), generation)
+
+
+def _start_again(start, source: Generation):
+    """Regenerate or "more like this": go to the new generation, or back to `source` with why not."""
     try:
-        new = services.rerun(generation, current_user, g.workspace)
+        new = start()
     except services.TemplateUnavailable:
         return _template_gone()
     except services.NoSeat:
         flash(NO_SEAT_MESSAGE, "error")
-        return htmx_redirect(url_for("generation.show", generation_id=generation.id))
     except (QuotaExceeded, ModelNotAllowed) as exc:
         flash(_refusal_message(exc), "error")
-        return htmx_redirect(url_for("generation.show", generation_id=generation.id))
     except PromptError as exc:
-        flash(_prompt_message(generation.template.slug, exc)[0], "error")
-        return htmx_redirect(url_for("generation.show", generation_id=generation.id))
-    return htmx_redirect(url_for("generation.show", generation_id=new.id))
+        flash(_prompt_message(source.template.slug, exc)[0], "error")
+    else:
+        return htmx_redirect(url_for("generation.show", generation_id=new.id))
+    return htmx_redirect(url_for("generation.show", generation_id=source.id))
 
 
 def _card(variant: Variant, status: int = 200):
@@ -335,17 +338,4 @@ def delete(variant_id: int):
 @limiter.limit("60 per minute")
 def more(variant_id: int):
     variant = _variant_or_404(variant_id)
-    try:
-        new = services.more_like(variant, current_user, g.workspace)
-    except services.TemplateUnavailable:
-        return _template_gone()
-    except services.NoSeat:
-        flash(NO_SEAT_MESSAGE, "error")
-        return htmx_redirect(url_for("generation.show", generation_id=variant.generation_id))
-    except (QuotaExceeded, ModelNotAllowed) as exc:
-        flash(_refusal_message(exc), "error")
-        return htmx_redirect(url_for("generation.show", generation_id=variant.generation_id))
-    except PromptError as exc:
-        flash(_prompt_message(variant.generation.template.slug, exc)[0], "error")
-        return htmx_redirect(url_for("generation.show", generation_id=variant.generation_id))
-    return htmx_redirect(url_for("generation.show", generation_id=new.id))
+    return _start_again(lambda: services.more_like(variant, current_user, g.workspace), variant.generation)
