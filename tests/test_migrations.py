@@ -12,7 +12,6 @@ from pathlib import Path
 from flask_migrate import downgrade, upgrade
 from sqlalchemy import create_engine, text
 
-from app import create_app
 
 MIGRATIONS = str(Path(__file__).resolve().parent.parent / "migrations")
 FIRST = "a000fc399e43"
@@ -49,9 +48,9 @@ def _counts(url: str) -> dict[str, int]:
     return counts
 
 
-def test_upgrading_a_filled_sqlite_database_loses_nothing(tmp_path, base_env):
+def test_upgrading_a_filled_sqlite_database_loses_nothing(tmp_path, make_app):
     url = f"sqlite:///{tmp_path / 'old.db'}"
-    app = create_app({"SQLALCHEMY_DATABASE_URI": url, "TESTING": True})
+    app = make_app({"SQLALCHEMY_DATABASE_URI": url, "TESTING": True})
     with app.app_context():
         upgrade(directory=MIGRATIONS, revision=FIRST)
         from app.extensions import db

@@ -117,15 +117,12 @@ def test_a_set_secret_key_wins_and_writes_nothing(clean_env):
     assert not (config.INSTANCE / "secret_key").exists()
 
 
-def test_remember_cookie_is_secure_in_production(app, make_user, monkeypatch):
+def test_remember_cookie_is_secure_in_production(app, make_user, make_app, monkeypatch):
     """A real log-in with "remember me" against an app built with production settings."""
-    from app import create_app
     from app.extensions import db
-    for name in ("COPYDECK_ENV", "HSTS_SECONDS"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("COPYDECK_ENV", "production")
-    production = create_app({"TESTING": True, "WTF_CSRF_ENABLED": False, "RATELIMIT_ENABLED": False,
-                             "LOG_FORMAT": "text"})
+    monkeypatch.delenv("HSTS_SECONDS", raising=False)
+    production = make_app({"TESTING": True, "WTF_CSRF_ENABLED": False, "RATELIMIT_ENABLED": False,
+                           "LOG_FORMAT": "text"}, env={"COPYDECK_ENV": "production"})
     try:
         make_user("remembered@example.com")
         client = production.test_client()
@@ -150,11 +147,10 @@ def _latest_mail(app) -> email.message.EmailMessage:
 
 
 @pytest.fixture
-def proxied_app(app):
+def proxied_app(app, make_app):
     """The app as deployed behind one proxy, with rate limits on (reset to off afterwards)."""
-    from app import create_app
     from app.extensions import db, limiter
-    proxied = create_app({"TESTING": True, "WTF_CSRF_ENABLED": False, "RATELIMIT_ENABLED": True,
+    proxied = make_app({"TESTING": True, "WTF_CSRF_ENABLED": False, "RATELIMIT_ENABLED": True,
                           "TRUSTED_PROXY_HOPS": 1})
     yield proxied
     limiter.enabled = False

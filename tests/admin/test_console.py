@@ -206,9 +206,8 @@ def test_cli_creates_the_first_site_admin(app):
     assert entry.action == "user.grant_admin" and entry.actor_email == "command line"
 
 
-def test_admin_changes_need_a_csrf_token(app, make_user):
-    from app import create_app
-    strict = create_app({"TESTING": True, "RATELIMIT_ENABLED": False})
+def test_admin_changes_need_a_csrf_token(app, make_app, make_user):
+    strict = make_app({"TESTING": True, "RATELIMIT_ENABLED": False})
     user_id = make_user("root@example.com")
     victim = make_user("ada@example.com")
     with app.app_context():

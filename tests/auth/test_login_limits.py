@@ -112,11 +112,10 @@ def test_unknown_emails_are_limited_like_real_ones(app):
 
 
 @pytest.fixture
-def limited_app(app):
+def limited_app(app, make_app):
     """The app with Flask-Limiter on (the session's app has it off): the per-IP limit."""
-    from app import create_app
     from app.extensions import limiter
-    limited = create_app({"TESTING": True, "WTF_CSRF_ENABLED": False, "RATELIMIT_ENABLED": True,
+    limited = make_app({"TESTING": True, "WTF_CSRF_ENABLED": False, "RATELIMIT_ENABLED": True,
                           "LOGIN_LIMIT_PER_IP": "4 per 10 minutes"})
     yield limited
     limiter.enabled = False  # the Limiter object is shared; the session's app runs with it off

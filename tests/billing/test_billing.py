@@ -189,7 +189,7 @@ def test_unpaid_paused_and_resumed(app, team, billing, deliver, run_worker):
         deliver(billing.event(event_type, billing.subscriptions[sub_id]))
         run_worker()
         assert _workspace(app, team).plan == plan, status
-    assert customer
+    assert _workspace(app, team).stripe_customer_id == customer  # one customer throughout
 
 
 def test_seats_change_with_proration_preview(app, team, billing):

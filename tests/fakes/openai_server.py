@@ -666,6 +666,7 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             if self._end_after is not None and i >= self._end_after:
                 break
+            fake._wait_if_held(i)
             fake._sleep_until(t0 + ttft + token_delay * i)
             self._write_chunk(head + json.dumps(tok).encode() + tail)
             rec["token_times"].append(time.monotonic())
@@ -747,6 +748,10 @@ class FakeOpenAI:
         self._max_active = 0
         self._conns: set = set()
         self._stopping = threading.Event()
+        # hold_before_token = i: every stream waits before its token i until release() (tests order
+        # events with it instead of timing them); None: no hold.
+        self.hold_before_token: Optional[int] = None
+        self._released = threading.Event()
         self._httpd: Optional[_HTTPServer] = None
         self._thread: Optional[threading.Thread] = None
 
@@ -814,8 +819,26 @@ class FakeOpenAI:
             self._script.clear()
             self.requests.clear()
             self._chat_count = 0
+            self.hold_before_token = None
+            self._released.set()
             for name, value in self._profile.items():
                 setattr(self, name, value)
+
+    def hold(self, before_token: int = 0) -> None:
+        """Make every stream wait before its content token `before_token` until release()."""
+        self._released.clear()
+        self.hold_before_token = before_token
+
+    def release(self) -> None:
+        """Let held streams go on (and stop holding new ones)."""
+        self.hold_before_token = None
+        self._released.set()
+
+    def _wait_if_held(self, token_index: int) -> None:
+        if self.hold_before_token == token_index:
+            while not self._released.wait(0.05):
+                if self._stopping.is_set():
+                    raise _Abort()
 
     @property
     def chat_requests(self) -> list[dict]:

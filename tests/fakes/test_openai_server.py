@@ -95,34 +95,37 @@ def test_non_streaming_reply(fake, client):
 
 def test_tokens_profile_and_first_token_arrives_before_last_is_sent(fake, client):
     fake.tokens = 5
-    fake.token_delay = 0.1
-    arrivals = []
+    fake.token_delay = 0.01
+    fake.hold(before_token=1)  # the server sends token 1, then waits for release()
     chunks = []
+    sent_when_first_arrived = None
     for c in _stream(client):
         chunks.append(c)
-        if c.choices and c.choices[0].delta.content:
-            arrivals.append(time.monotonic())
+        if sent_when_first_arrived is None and c.choices and c.choices[0].delta.content:
+            # Incremental parsing: the client has token 1 while the server has sent only that one.
+            sent_when_first_arrived = len(fake.chat_requests[0]["token_times"])
+            fake.release()
+    assert sent_when_first_arrived == 1
     assert [c.choices[0].delta.content for c in chunks[1:-1]] == [f" word{i}" for i in range(1, 6)]
     sent = fake.chat_requests[0]["token_times"]
     assert len(sent) == 5
-    # Incremental parsing: the client saw token 1 well before the server wrote token 5.
-    assert arrivals[0] < sent[-1] - 0.2
-    assert sent[-1] - sent[0] == pytest.approx(0.4, abs=0.1)
+    # Tokens are paced by token_delay (a lower bound: the fake sleeps before each one).
+    assert all(later - earlier >= 0.009 for earlier, later in zip(sent[1:], sent[2:]))
 
 
 def test_ttft_applies_before_first_content_token(fake, client):
     fake.ttft = 0.3
     fake.tokens = 2
-    t0 = time.monotonic()
+    fake.hold(before_token=0)
     stream = _stream(client)
-    first = next(iter(stream))  # role chunk: sent immediately
-    t_role = time.monotonic()
-    rest = list(stream)
-    t_end = time.monotonic()
+    first = next(iter(stream))  # the role chunk is sent before any content token
     assert first.choices[0].delta.role == "assistant"
-    assert t_role - t0 < 0.25
-    assert t_end - t0 >= 0.3
+    assert fake.chat_requests[0]["token_times"] == []
+    fake.release()
+    rest = list(stream)
     assert _content(rest) == " word1 word2"
+    record = fake.chat_requests[0]
+    assert record["token_times"][0] - record["started"] >= 0.3  # the fake waited ttft first
 
 
 def test_429_raises_rate_limit_error(fake, client):
@@ -141,9 +144,8 @@ def test_429_raises_rate_limit_error(fake, client):
 def test_429_retry_is_fast_with_client_retries(fake):
     fake.script(error(429), error(429))
     c = openai.OpenAI(base_url=fake.base_url, api_key="test", max_retries=2)
-    t0 = time.monotonic()
     r = c.chat.completions.create(model="fake-model", messages=MESSAGES)
-    assert time.monotonic() - t0 < 1.0  # retry-after-ms: 10, not the 0.5 s+ backoff
+    # Each 429 says retry-after-ms: 10 (the client honours it: see test_429_raises_rate_limit_error).
     assert r.choices[0].message.content.endswith(" #3")
     assert [q["status"] for q in fake.chat_requests] == [429, 429, 200]
 
@@ -166,31 +168,30 @@ def test_hang_triggers_client_timeout_without_blocking_others(fake, client):
 
     def hung():
         try:
-            client.chat.completions.create(model="fake-model", messages=MESSAGES, timeout=0.3)
+            client.chat.completions.create(model="fake-model", messages=MESSAGES, timeout=1.5)
         except Exception as exc:  # noqa: BLE001
             errors.append(exc)
 
     t = threading.Thread(target=hung)
-    t0 = time.monotonic()
     t.start()
-    fake.wait_for_requests(1, timeout=2)
-    # Another request is served while the first one hangs.
-    r = client.chat.completions.create(model="fake-model", messages=MESSAGES, timeout=2)
+    fake.wait_for_requests(1, timeout=5)
+    # Another request is served while the first one still hangs.
+    r = client.chat.completions.create(model="fake-model", messages=MESSAGES, timeout=5)
     assert r.choices[0].message.content.endswith(" #2")
-    t.join(3)
-    assert time.monotonic() - t0 < 2
+    assert t.is_alive() and not errors
+    t.join(10)
     assert len(errors) == 1 and isinstance(errors[0], openai.APITimeoutError)
-    # stop() interrupts the still-sleeping handler instead of waiting 5 s.
-    t1 = time.monotonic()
+    # The hung handler is still asleep (5 s); stop() interrupts it and nothing is left in flight.
+    assert fake.stats()["active"] == 1
     fake.stop()
-    assert time.monotonic() - t1 < 1
+    assert fake.stats()["active"] == 0
 
 
 def test_hang_then_answers_normally(fake, client):
     fake.script(hang(0.2))
-    t0 = time.monotonic()
     text = _content(_stream(client))
-    assert time.monotonic() - t0 >= 0.2
+    record = fake.chat_requests[0]
+    assert record["token_times"][0] - record["started"] >= 0.2  # it hung first, then answered
     assert text.startswith("Variant copy for:")
 
 
@@ -301,24 +302,19 @@ def test_50_concurrent_streams_overlap():
             chunks = list(_stream(client, messages=[{"role": "user", "content": f"m{i}"}], stream_options={"include_usage": True}))
             return chunks[-1].usage.completion_tokens
 
-        t0 = time.monotonic()
+        fake.hold(before_token=0)  # no stream may finish before all 50 are in flight
         with ThreadPoolExecutor(50) as pool:
-            results = list(pool.map(one, range(50)))
-        wall = time.monotonic() - t0
+            futures = [pool.submit(one, i) for i in range(50)]
+            fake.wait_for_requests(50, timeout=60)
+            fake.release()
+            results = [future.result() for future in futures]
 
         assert results == [10] * 50
         reqs = fake.chat_requests
         assert len(reqs) == 50
-        # Peak number of requests in flight at once, from the server's own records.
-        # Unloaded it is 50; the margin keeps a busy CI box green. Serial time would be ~19 s.
-        events = sorted([(r["started"], 1) for r in reqs] + [(r["finished"], -1) for r in reqs])
-        in_flight = peak = 0
-        for _, step in events:
-            in_flight += step
-            peak = max(peak, in_flight)
-        assert peak >= 25, peak
-        assert fake.stats()["max_active"] >= peak
-        assert wall < 3.0
+        # All 50 were held in flight at once before any finished: the server serves them concurrently.
+        assert max(r["started"] for r in reqs) < min(r["finished"] for r in reqs)
+        assert fake.stats()["max_active"] == 50
         client.close()
 
 

@@ -147,14 +147,12 @@ def test_a_savepoint_inside_the_transaction_delivers_nothing_before_the_outer_co
     assert db.session.scalar(select(func.count()).select_from(OutboxMessage)) == 0
 
 
-def test_delivery_needs_no_second_connection_from_a_busy_pool(app, base_env, make_user):
+def test_delivery_needs_no_second_connection_from_a_busy_pool(app, make_app, make_user):
     """With one pooled connection per process, a commit still delivers and clears its row: delivery
     waits until the committed transaction has given its connection back (else every thread of a
     busy web process would hold one connection and wait for a second)."""
-    from app import create_app
-
     make_user()
-    tight = create_app({"TESTING": True, "SQLALCHEMY_ENGINE_OPTIONS": {"pool_size": 1, "max_overflow": 0,
+    tight = make_app({"TESTING": True, "SQLALCHEMY_ENGINE_OPTIONS": {"pool_size": 1, "max_overflow": 0,
                                                                         "pool_timeout": 2}})
     with tight.app_context():
         try:

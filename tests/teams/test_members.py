@@ -176,13 +176,17 @@ def test_roles_caps_and_removal(app, team):
         assert db.session.get(Membership, member_id).quota_cap is None
 
     # Removal frees the seat at once and keeps the member's generations.
-    submit(member, app, "x-post", 1)
+    team_generation = submit(member, app, "x-post", 1)
     assert admin.post(f"/workspace/members/{member_id}/remove").status_code == 302
     assert _count(app, Membership, workspace_id=team.workspace_id) == 2
     assert _count(app, Generation, workspace_id=team.workspace_id) == 1
     assert "removed you" in team.mails("mem@example.com")[-1].get_body(("plain",)).get_content()
-    assert member.get("/workspace/members").status_code in (200, 403)  # now in their personal workspace
-    assert "example.com" not in member.get("/history").get_data(as_text=True) or True
+    # The removed member is back in a workspace of their own: they see none of the team's work.
+    assert member.get(f"/generations/{team_generation}").status_code == 404
+    history = member.get("/history")
+    assert history.status_code == 200
+    assert f"/generations/{team_generation}" not in history.get_data(as_text=True)
+    assert "Nothing here yet" in history.get_data(as_text=True)
 
 
 def test_leave_and_transfer_ownership(app, team):
