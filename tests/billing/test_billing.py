@@ -270,3 +270,37 @@ def test_stripe_outage_is_a_clear_message_and_changes_nothing(app, team, billing
     assert "could not be reached" in response.get_data(as_text=True)
     assert not billing.sessions and not billing.customers
     assert _workspace(app, team).stripe_customer_id is None
+
+
+def test_portal_opens_for_a_customer_and_says_so_when_stripe_is_down(app, team, billing):
+    _reset_team_to_free(app, team)
+    owner = team.client("owner@example.com")
+    assert owner.post("/billing/portal").status_code == 404  # no Stripe customer yet: nothing to manage
+    _subscribe(app, team, billing, "pro", 2)
+    opened = owner.post("/billing/portal")
+    assert opened.status_code == 303 and opened.headers["Location"].startswith(billing.base_url)
+    billing.failures = [500] * 3
+    down = owner.post("/billing/portal")
+    assert down.status_code == 502 and "could not be reached" in down.get_data(as_text=True)
+    team.add("member@example.com")
+    assert team.client("member@example.com").post("/billing/portal").status_code == 403
+
+
+def test_success_page_refuses_unknown_and_foreign_sessions_and_survives_an_outage(app, team, billing, make_user):
+    _reset_team_to_free(app, team)
+    owner = team.client("owner@example.com")
+    assert owner.get("/billing/success").status_code == 404
+    assert owner.get("/billing/success?session_id=cs_test_unknown").status_code == 404
+    response = owner.post("/billing/checkout", data={"plan": "pro", "seats": "2", "attempt": "a1"})
+    session_id = response.headers["Location"].rsplit("/", 1)[-1]
+    billing.complete_checkout(session_id)
+    billing.failures = [500] * 3
+    outage = owner.get(f"/billing/success?session_id={session_id}")
+    assert outage.status_code == 302 and outage.headers["Location"].endswith("/billing")
+    assert "Your payment went through" in owner.get("/billing").get_data(as_text=True)
+    # Someone else, in a workspace of their own, cannot open this Checkout session.
+    make_user("stranger@example.com")
+    stranger = app.test_client()
+    assert stranger.post("/login", data={"email": "stranger@example.com",
+                                         "password": "correct-horse-battery"}).status_code == 302
+    assert stranger.get(f"/billing/success?session_id={session_id}").status_code == 404
