@@ -35,8 +35,8 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     csrf.init_app(app)
     limiter.init_app(app)
 
-    import workers
-    workers.init_app(app)
+    from app import jobs
+    jobs.init_app(app)
     from app import bounds
     bounds.install_converters(app)  # before any route exists: bounded <int:...> ids
     bounds.init_app(app)

@@ -107,7 +107,7 @@ def init_app(app: Flask) -> None:
         }
         workspace = getattr(g, "workspace", None)
         if workspace is not None and current_user.is_authenticated:
-            from app.projects.views import projects_of
+            from app.projects.services import projects_of
             from app.quota.services import remaining
             values["allowance"] = remaining(workspace, current_user.id)
             values["workspace"] = workspace

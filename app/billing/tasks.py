@@ -12,7 +12,7 @@ log = logging.getLogger(__name__)
 
 
 def apply_event(event_id: str) -> str:
-    from workers import job_app
+    from app.jobs import job_app
 
     with job_app().app_context():
         try:

@@ -77,9 +77,9 @@ def _new_job_id() -> str:
 
 def enqueue(payload: dict[str, Any], *, user_id: int, scope: str, job_id: str | None = None) -> str:
     """Queue a test run; the job id is unguessable and the job remembers who asked."""
-    import workers
+    from app.jobs import queue
     job_id = job_id or _new_job_id()
-    workers.queue().enqueue(
+    queue().enqueue(
         "app.catalog.tasks.run_test", payload, job_id=job_id,
         job_timeout=current_app.config["JOB_TIMEOUT"], result_ttl=RESULT_TTL, failure_ttl=RESULT_TTL,
         meta={"user_id": user_id, "scope": scope, "kind": "test-run"},
@@ -102,7 +102,7 @@ def fetch(job_id: str, *, user_id: int, scope: str) -> Job | None:
 
 def run_test(payload: dict[str, Any]) -> dict[str, Any]:
     """RQ entry point: N completions in parallel, each checked against the output rules."""
-    from workers import job_app
+    from app.jobs import job_app
     app = job_app()
     run_id = payload.get("test_run_id")
     with app.app_context():
@@ -173,7 +173,7 @@ def _run(payload: dict[str, Any]) -> dict[str, Any]:
             completion = stream_chat(settings, messages, temperature=temperature, deadline_at=deadline_at,
                                      max_tokens=max_tokens)
         except LLMError as exc:
-            return {"position": position, "error": exc.user_message.split(" Your quota")[0]}
+            return {"position": position, "error": exc.summary}
         text = clean_output(completion.text, fmt)
         verdict = check(text, fmt, limit)
         return {"position": position, "text": text, "ok": verdict.ok and bool(text), "empty": not text,

@@ -30,7 +30,7 @@ from app.admin.settings import effective_temperature
 from app.llm import LLMError, LLMInterrupted, stream_chat
 from app.observability import carry_context, log_context, record_error, time_first_token
 from app.quota import services as quota
-from workers import job_app
+from app.jobs import job_app
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +78,11 @@ def on_job_failure(job, connection, exc_type, exc_value, traceback) -> None:
                             exc_type.__name__ if exc_type else "?")
         finally:
             db.session.remove()
+
+
+def failure_message(exc: LLMError) -> str:
+    """A failed model call, told to the marketer: what happened, that it cost nothing, what to do."""
+    return f"{exc.problem} Your quota was not used; {exc.advice}"
 
 
 UNEXPECTED_FAILURE = "Something went wrong on our side while writing. Your quota was not used; please try again."
@@ -176,7 +181,7 @@ def _run(generation_id: int) -> str:
                     log.warning("generation %s variant %s: repair failed: %s", generation_id, position, exc)
                 verdict = check(text, fmt, limit)
             if not text:
-                raise LLMError("The AI service returned an empty answer. Your quota was not used; please try again.")
+                raise LLMError("empty")
             result.text = text
             result.over_limit = not verdict.ok
             stream.variant(position, text, result.over_limit)
@@ -261,7 +266,7 @@ def _store(generation_id: int, results: list[VariantResult], stream: GenerationS
     generation.model = next((r.model for r in succeeded if r.model), default_model)
     generation.finished_at = utcnow()
     if not succeeded:
-        message = results[0].error.user_message if results and results[0].error else "The generation failed."
+        message = failure_message(results[0].error) if results and results[0].error else "The generation failed."
         generation.status = "failed"
         generation.error_message = message
         quota.refund(generation_id)

@@ -89,19 +89,51 @@ class LLMSettings:
         )
 
 
-class LLMError(Exception):
-    """A final failure, with a message a marketer can act on."""
+# What went wrong (problem) and what the reader can do (advice), by kind of failure. The caller chooses
+# the rest of the words its reader sees (the generation job adds that no quota was used).
+FAILURES: dict[str, tuple[str, str]] = {
+    "rate_limited": ("The AI service is busy right now (rate limited).", "please try again in a minute."),
+    "timeout": ("The AI service took too long to answer.", "please try again."),
+    "cut_off": ("The AI service stopped in the middle of an answer.", "please try again."),
+    "unreachable": ("We could not reach the AI service.", "please try again shortly."),
+    "auth": ("The AI service rejected our credentials.", "an administrator has to fix the API key."),
+    "refused": ("The AI service refused this request.", "try shorter or different inputs."),
+    "empty": ("The AI service returned an empty answer.", "please try again."),
+    "interrupted": ("The writer was restarting.", "please try again."),
+    "failed": ("The AI service failed to answer.", "please try again."),
+}
 
-    def __init__(self, user_message: str, detail: str = ""):
-        super().__init__(detail or user_message)
-        self.user_message = user_message
+
+class LLMError(Exception):
+    """A final failure of a model call, typed by `kind` (a key of FAILURES)."""
+
+    def __init__(self, kind: str, detail: str = ""):
+        if kind not in FAILURES:
+            raise ValueError(f"unknown LLM failure kind {kind!r}")
+        super().__init__(detail or FAILURES[kind][0])
+        self.kind = kind
+
+    @property
+    def problem(self) -> str:
+        """What went wrong, in words a marketer understands."""
+        return FAILURES[self.kind][0]
+
+    @property
+    def advice(self) -> str:
+        """What to do about it (lower case, to follow a clause)."""
+        return FAILURES[self.kind][1]
+
+    @property
+    def summary(self) -> str:
+        """Problem and advice as two sentences, for readers who pay nothing (admins, test runs)."""
+        return f"{self.problem} {self.advice[0].upper()}{self.advice[1:]}"
 
 
 class LLMInterrupted(LLMError):
     """The call was stopped from outside (the worker is shutting down); the caller hands the job back."""
 
     def __init__(self) -> None:
-        super().__init__("The writer was restarting. Your quota was not used; please try again.", "interrupted")
+        super().__init__("interrupted")
 
 
 @dataclass
@@ -218,20 +250,20 @@ def client_for(settings: LLMSettings) -> openai.OpenAI:
         return client
 
 
-def _user_message(exc: Exception) -> str:
+def _failure_kind(exc: Exception) -> str:
     if isinstance(exc, openai.RateLimitError):
-        return "The AI service is busy right now (rate limited). Your quota was not used; please try again in a minute."
+        return "rate_limited"
     if isinstance(exc, (openai.APITimeoutError, _httpx.TimeoutException, DeadlineReached)):
-        return "The AI service took too long to answer. Your quota was not used; please try again."
+        return "timeout"
     if isinstance(exc, StreamCutOff):
-        return "The AI service stopped in the middle of an answer. Your quota was not used; please try again."
+        return "cut_off"
     if isinstance(exc, (openai.APIConnectionError, _httpx.TransportError)):
-        return "We could not reach the AI service. Your quota was not used; please try again shortly."
+        return "unreachable"
     if isinstance(exc, openai.AuthenticationError):
-        return "The AI service rejected our credentials. An administrator has to fix the API key; your quota was not used."
+        return "auth"
     if isinstance(exc, openai.BadRequestError):
-        return "The AI service refused this request. Try shorter or different inputs; your quota was not used."
-    return "The AI service failed to answer. Your quota was not used; please try again."
+        return "refused"
+    return "failed"
 
 
 def _retry_after(exc: Exception) -> float | None:
@@ -381,10 +413,10 @@ def stream_chat(
             if attempt_no < settings.max_attempts and watchdog.interrupted.wait(delay):
                 raise LLMInterrupted() from exc
         except openai.APIError as exc:  # 4xx other than 429: retrying will not help
-            raise LLMError(_user_message(exc), repr(exc)) from exc
+            raise LLMError(_failure_kind(exc), repr(exc)) from exc
     if last_exc is None:
-        raise LLMError(_user_message(DeadlineReached()), "deadline reached before an attempt")
-    raise LLMError(_user_message(last_exc), repr(last_exc)) from last_exc
+        raise LLMError("timeout", "deadline reached before an attempt")
+    raise LLMError(_failure_kind(last_exc), repr(last_exc)) from last_exc
 
 
 def _estimate_tokens(messages: list[dict]) -> int:
@@ -396,5 +428,5 @@ def check_connection(settings: LLMSettings, timeout: float = 10.0) -> str:
     try:
         client_for(settings).models.list(timeout=timeout)
     except openai.APIError as exc:
-        raise LLMError(_user_message(exc), repr(exc)) from exc
+        raise LLMError(_failure_kind(exc), repr(exc)) from exc
     return settings.model

@@ -1,20 +1,16 @@
 """Projects: folders of favourite variants that the whole workspace sees."""
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 from flask_login import current_user
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from app.bounds import whole_number
 from app.extensions import db
 from app.projects.models import Project, ProjectItem
+from app.projects.services import projects_of
 from app.web import is_htmx, workspace_required
 from app.workspaces.services import get_in_workspace_or_404, variant_in_workspace_or_404
 
 bp = Blueprint("projects", __name__)
-
-
-def projects_of(workspace_id: int) -> list[Project]:
-    return list(db.session.scalars(select(Project).where(Project.workspace_id == workspace_id).order_by(Project.name)))
 
 
 @bp.route("/projects", methods=["GET", "POST"])

@@ -63,7 +63,7 @@ def llm_test():
     try:
         check_connection(llm_settings, timeout=10.0)
     except LLMError as exc:
-        result = {"ok": False, "message": exc.user_message.split(" Your quota")[0], "detail": str(exc)[:300]}
+        result = {"ok": False, "message": exc.summary, "detail": str(exc)[:300]}
     else:
         result = {"ok": True, "message": f"Connected. Generations will use {llm_settings.model}."}
     if is_htmx():
