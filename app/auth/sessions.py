@@ -21,7 +21,9 @@ from datetime import timedelta
 from flask import current_app
 from sqlalchemy import delete, select
 
-from app.auth.models import LoginSession, User, utcnow
+from app.auth.models import LoginSession, User
+
+from app.core import utcnow
 from app.bounds import whole_number
 from app.extensions import db
 

@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import JSON, String, func
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.auth.models import utcnow
+from app.core import utcnow
 from app.extensions import db
 
 FEATURES = ("brand_voices", "api_access", "bulk_runs")

@@ -15,7 +15,7 @@ from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
-from app.auth.models import utcnow
+from app.core import utcnow
 from app.billing import gateway
 from app.billing.models import Plan
 from app.extensions import db

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 
-from app.auth.models import utcnow
+from app.core import utcnow
 from app.billing import services
 from app.billing.models import StripeEvent
 from app.extensions import db

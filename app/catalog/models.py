@@ -7,7 +7,9 @@ from typing import Any
 from sqlalchemy import JSON, ForeignKey, String, Text, UniqueConstraint, func
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from app.auth.models import User, utcnow
+from app.auth.models import User
+
+from app.core import utcnow
 from app.extensions import db
 
 CATEGORIES = ("Ads", "Press & PR", "Website", "Email", "Social", "Frameworks", "Rewrite")

@@ -24,7 +24,7 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job
 from sqlalchemy import select, update
 
-from app.auth.models import utcnow
+from app.core import utcnow
 from app.billing import services as billing
 from app.catalog.models import TestRun
 from app.extensions import db

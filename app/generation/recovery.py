@@ -33,7 +33,7 @@ from rq.job import Job, JobStatus
 from rq.registry import StartedJobRegistry
 from sqlalchemy import select, update
 
-from app.auth.models import utcnow
+from app.core import utcnow
 from app.extensions import db
 from app.generation.models import Generation
 from app.generation.services import JOB_PREFIX, job_id, schedule_job

@@ -7,7 +7,9 @@ from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.orm.attributes import set_committed_value
 
-from app.auth.models import User, utcnow
+from app.auth.models import User
+
+from app.core import utcnow
 from app.billing import services as billing
 from app.brand.models import BrandVoice
 from app.catalog.models import Template, TemplateVersion

@@ -18,7 +18,7 @@ from rq import Retry, get_current_job
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 
-from app.auth.models import utcnow
+from app.core import utcnow
 from app.extensions import db
 from app.generation.models import Generation, Variant
 from app.generation.recovery import INTERRUPTED, mark_failed

@@ -34,7 +34,7 @@ from rq.job import Job, JobStatus
 from sqlalchemy import delete, event, select, update
 from sqlalchemy.orm import Session
 
-from app.auth.models import utcnow
+from app.core import utcnow
 from app.extensions import db
 from app.outbox.models import OutboxMessage
 

@@ -6,7 +6,9 @@ from datetime import date, datetime
 from sqlalchemy import ForeignKey, String, UniqueConstraint, func
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from app.auth.models import User, utcnow
+from app.auth.models import User
+
+from app.core import utcnow
 from app.extensions import db
 
 ROLES = ("owner", "admin", "member")

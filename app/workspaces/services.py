@@ -14,7 +14,9 @@ from flask import abort, current_app, session
 from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy import delete, func, select
 
-from app.auth.models import User, utcnow
+from app.auth.models import User
+
+from app.core import utcnow
 from app.extensions import db
 from app.workspaces.models import INVITABLE_ROLES, QUOTA_MODES, ROLES, Invitation, Membership, Workspace
 

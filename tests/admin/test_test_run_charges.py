@@ -10,7 +10,7 @@ from datetime import timedelta
 from sqlalchemy import func, select, update
 
 import workers
-from app.auth.models import utcnow
+from app.core import utcnow
 from app.catalog.models import TestRun
 from app.catalog.tasks import recover_stale_test_runs
 from app.extensions import db

@@ -7,7 +7,7 @@ import time_machine
 from rq.job import Job
 from sqlalchemy import func, select
 
-from app.auth.models import utcnow
+from app.core import utcnow
 from app.extensions import db
 from app.generation.models import Generation
 from app.generation.recovery import QUEUE_UNAVAILABLE

@@ -9,7 +9,7 @@ from datetime import timedelta
 import time_machine
 from sqlalchemy import select, update
 
-from app.auth.models import utcnow
+from app.core import utcnow
 from app.extensions import db
 from app.generation.models import Generation
 from app.generation.recovery import INTERRUPTED, recover

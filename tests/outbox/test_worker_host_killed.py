@@ -16,7 +16,7 @@ import pytest
 import time_machine
 from sqlalchemy import select
 
-from app.auth.models import utcnow
+from app.core import utcnow
 from app.extensions import db
 from app.generation.models import Generation
 from app.generation.recovery import INTERRUPTED

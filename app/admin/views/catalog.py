@@ -9,7 +9,7 @@ from flask_login import current_user
 from app.bounds import whole_number
 from app.admin.forms import ImportForm
 from app.admin.views import bp
-from app.auth.models import utcnow
+from app.core import utcnow
 from app.catalog import stats, transfer, versions
 from app.web import site_admin_required
 

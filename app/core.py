@@ -1,0 +1,9 @@
+"""Small helpers every feature uses, with no feature of their own."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+
+def utcnow() -> datetime:
+    """Now in UTC as a naive datetime: how every timestamp column stores time (both databases)."""
+    return datetime.now(timezone.utc).replace(tzinfo=None)
