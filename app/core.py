@@ -7,3 +7,9 @@ from datetime import datetime, timezone
 def utcnow() -> datetime:
     """Now in UTC as a naive datetime: how every timestamp column stores time (both databases)."""
     return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+class NotFound(LookupError):
+    """A row that does not exist, or belongs to another workspace (which must look the same).
+
+    Services raise it; the app answers 404 through the blueprint's own 404 handler (HTML or JSON)."""

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from functools import wraps
 
-from flask import Flask, abort, g, has_request_context, make_response, redirect, render_template, request, url_for
+from flask import Flask, abort, g, has_request_context, make_response, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required
 from flask_wtf.csrf import CSRFError
+import werkzeug.exceptions
 
+from app.core import NotFound
 from app.extensions import db, login_manager
 
 
@@ -29,8 +31,10 @@ def _load_active_workspace():
     """Set g.my_memberships (for the switcher) and, if any, g.membership / g.workspace."""
     from app.workspaces.services import current_membership, memberships_of
     g.my_memberships = memberships_of(current_user)
-    membership = current_membership(current_user, g.my_memberships)
+    membership = current_membership(current_user, session.get("workspace_id"), g.my_memberships)
     if membership is not None:
+        if session.get("workspace_id") != membership.workspace_id:
+            session["workspace_id"] = membership.workspace_id  # the one asked for is gone: remember the fallback
         g.membership, g.workspace = membership, membership.workspace
     return membership
 
@@ -138,6 +142,11 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(404)
     def not_found(_e):
         return error_page(404, "Not found", "There is nothing here, or it belongs to another workspace.")
+
+    @app.errorhandler(NotFound)
+    def missing(_e):
+        """A service's NotFound is a 404, answered by the blueprint's own 404 handler (HTML or an API's JSON)."""
+        return app.handle_http_exception(werkzeug.exceptions.NotFound())
 
     @app.errorhandler(403)
     def forbidden(_e):

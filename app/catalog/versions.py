@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import yaml
-from flask import abort
 from sqlalchemy import func, select
 
 from app.admin import audit, model_policy
@@ -20,6 +19,7 @@ from app.auth.models import User
 from app.catalog.models import Template, TemplateVersion
 from app.catalog.rendering import PromptError
 from app.catalog.schema import check_prompt, validate_template_data
+from app.core import NotFound
 from app.extensions import db
 
 # The data-format keys in the order they are written (export, diff).
@@ -45,7 +45,7 @@ def template_in_scope_or_404(template_id: int, workspace_id: int | None) -> Temp
     """A template of this scope: site templates for site admins, the workspace's own for its managers."""
     template = db.session.get(Template, template_id)
     if template is None or template.workspace_id != workspace_id:
-        abort(404)
+        raise NotFound(f"template {template_id}")
     return template
 
 
@@ -53,7 +53,7 @@ def version_or_404(template: Template, number: int) -> TemplateVersion:
     version = db.session.scalars(select(TemplateVersion).where(
         TemplateVersion.template_id == template.id, TemplateVersion.number == number)).first()
     if version is None:
-        abort(404)
+        raise NotFound(f"version {number} of template {template.id}")
     return version
 
 
@@ -206,7 +206,7 @@ def _publish(template: Template, version: TemplateVersion, actor: User | None) -
 def publish(template: Template, version: TemplateVersion, actor: User | None) -> str:
     """Make this version the one users get; an earlier one than the current is a rollback."""
     if version.template_id != template.id:
-        abort(404)
+        raise NotFound(f"version {version.id} of template {template.id}")
     if template.published_version_id == version.id:
         raise EditorError(f"Version {version.number} is already published.")
     _check_renders(version)

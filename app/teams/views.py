@@ -1,7 +1,7 @@
 """Team management: members, invitations, roles, caps, ownership, usage, switching."""
 from __future__ import annotations
 
-from flask import Blueprint, Response, abort, flash, g, redirect, render_template, request, url_for
+from flask import Blueprint, Response, abort, flash, g, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required
 from sqlalchemy import select
 
@@ -117,6 +117,7 @@ def invitation(token: str):
         if request.method == "POST":
             try:
                 teams.accept(invitation, current_user)
+                session["workspace_id"] = invitation.workspace_id
             except teams.TeamError as exc:
                 flash(str(exc), "error")
                 return render_template("teams/invitation.html", invitation=invitation, form=None,
@@ -134,6 +135,7 @@ def invitation(token: str):
             log_in(user)
             try:
                 teams.accept(invitation, user)
+                session["workspace_id"] = invitation.workspace_id
             except teams.TeamError as exc:
                 flash(str(exc), "error")
                 return redirect(url_for("catalog.index"))
@@ -204,6 +206,7 @@ def leave():
     name = g.workspace.name
     try:
         teams.leave(g.membership)
+        session.pop("workspace_id", None)
     except teams.TeamError as exc:
         flash(str(exc), "error")
         return redirect(url_for("teams.settings"))
@@ -285,7 +288,8 @@ def switch():
     workspace_id = request.form.get("workspace_id", type=whole_number)
     if workspace_id is None:
         abort(404)
-    membership = teams.switch(current_user, workspace_id)
+    membership = teams.membership_of(current_user, workspace_id)
+    session["workspace_id"] = membership.workspace_id
     flash(f"Now working in {membership.workspace.name}.", "info")
     return redirect(url_for("catalog.index"))
 
@@ -300,7 +304,7 @@ def create():
         return redirect(url_for("teams.settings"))
     workspace = teams.create_workspace(current_user, form.name.data)
     db.session.commit()
-    teams.switch(current_user, workspace.id)
+    session["workspace_id"] = workspace.id
     flash(f"Created {workspace.name}. Invite your team from Members. It starts with no Free generations "
           "(your Free allowance stays with your personal workspace): choose a plan in Billing to generate here.",
           "success")

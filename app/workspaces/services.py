@@ -10,13 +10,13 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import TypeVar
 
-from flask import abort, current_app, session
+from flask import current_app
 from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy import delete, func, select
 
 from app.auth.models import User
 
-from app.core import utcnow
+from app.core import NotFound, utcnow
 from app.extensions import db
 from app.workspaces.models import INVITABLE_ROLES, QUOTA_MODES, ROLES, Invitation, Membership, Workspace
 
@@ -62,26 +62,25 @@ def memberships_of(user: User) -> list[Membership]:
     ))
 
 
-def current_membership(user: User, memberships: list[Membership] | None = None) -> Membership | None:
-    """The membership of the workspace the user is working in (kept in the session).
-    Pass the user's memberships if already loaded."""
-    wanted = session.get("workspace_id")
+def current_membership(user: User, wanted_workspace_id: int | None,
+                       memberships: list[Membership] | None = None) -> Membership | None:
+    """The membership of the workspace the user asked to work in, else their first one (None if they
+    have none). Pass the user's memberships if already loaded."""
     memberships = memberships_of(user) if memberships is None else memberships
     if not memberships:
         return None
     for membership in memberships:
-        if membership.workspace_id == wanted:
+        if membership.workspace_id == wanted_workspace_id:
             return membership
-    session["workspace_id"] = memberships[0].workspace_id
     return memberships[0]
 
 
-def switch(user: User, workspace_id: int) -> Membership:
+def membership_of(user: User, workspace_id: int) -> Membership:
+    """The user's membership of this workspace; NotFound if they are not a member."""
     membership = db.session.scalars(select(Membership).where(
         Membership.user_id == user.id, Membership.workspace_id == workspace_id)).first()
     if membership is None:
-        abort(404)
-    session["workspace_id"] = workspace_id
+        raise NotFound(f"workspace {workspace_id}")
     return membership
 
 
@@ -89,7 +88,7 @@ def get_in_workspace_or_404(model: type[M], object_id: int, workspace_id: int) -
     """Load a row of workspace data by id; another workspace's id is a 404."""
     obj = db.session.get(model, object_id)
     if obj is None or getattr(obj, "workspace_id") != workspace_id:
-        abort(404)
+        raise NotFound(f"{model.__name__} {object_id}")
     return obj
 
 
@@ -99,7 +98,7 @@ def variant_in_workspace_or_404(variant_id: int, workspace_id: int):
 
     variant = db.session.get(Variant, variant_id)
     if variant is None or variant.generation.workspace_id != workspace_id:
-        abort(404)
+        raise NotFound(f"variant {variant_id}")
     return variant
 
 
@@ -270,7 +269,6 @@ def accept(invitation: Invitation, user: User) -> Membership:
     invitation.accepted_at = utcnow()
     db.session.add(membership)
     db.session.commit()
-    session["workspace_id"] = workspace.id
     return membership
 
 
@@ -333,7 +331,6 @@ def leave(membership: Membership) -> None:
         raise TeamError("Transfer ownership to another member before leaving.")
     db.session.delete(membership)
     db.session.commit()
-    session.pop("workspace_id", None)
 
 
 def transfer_ownership(owner: Membership, target: Membership) -> None:
