@@ -110,8 +110,3 @@ def register_cli(app: Flask) -> None:
                 click.echo(f"{user.email} is already a site admin")
             else:
                 click.echo(f"{user.email} is now a site admin")
-
-    @app.cli.command("create-db")
-    def create_db() -> None:
-        """Create tables directly (tests); production uses `flask db upgrade`."""
-        db.create_all()

@@ -16,7 +16,6 @@ at once, and a job queued before a model was removed still cannot exceed it).
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import re
 
@@ -24,7 +23,6 @@ from flask import current_app
 
 from app.admin import settings
 from app.auth.models import User
-from app.llm import LLMSettings
 
 WORKSPACE_MODELS = "llm.workspace_models"
 MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,119}$")
@@ -83,7 +81,7 @@ def ceiling(model: str | None) -> int | None:
     return None
 
 
-def _not_allowed_message(model: str) -> str:
+def not_allowed_message(model: str) -> str:
     names = ", ".join([*allowed_models()]) or "none besides the site default"
     return (f"The model '{model}' is not available to workspace templates. Leave the model empty for the site "
             f"default, or choose one the site allows ({names}).")
@@ -95,28 +93,8 @@ def check_workspace_llm(llm: dict | None) -> None:
     model = llm.get("model")
     limit = ceiling(model)
     if limit is None:
-        raise ModelNotAllowed(_not_allowed_message(model))
+        raise ModelNotAllowed(not_allowed_message(model))
     max_tokens = llm.get("max_tokens")
     if max_tokens is not None and max_tokens > limit:
         raise ModelNotAllowed(f"Max tokens can be at most {limit:,} with {model or 'the site default model'} "
                               "in a workspace template.")
-
-
-def settings_for(workspace_id: int | None, model: str | None, max_tokens: int | None,
-                 *, check_model: bool = True) -> LLMSettings:
-    """The LLM settings one call of a template uses, with its max tokens applied.
-
-    Site templates (workspace_id None) use what they name. Workspace templates are
-    refused (ModelNotAllowed) when their model is off the list, unless check_model is
-    False (the worker: the submit already checked), and are clamped to the ceiling.
-    """
-    base = settings.llm_settings(model)
-    wanted = max_tokens or base.max_tokens
-    if workspace_id is None:
-        return dataclasses.replace(base, max_tokens=wanted)
-    limit = ceiling(model)
-    if limit is None:
-        if check_model:
-            raise ModelNotAllowed(_not_allowed_message(model))
-        limit = int(current_app.config["LLM_MAX_TOKENS"])
-    return dataclasses.replace(base, max_tokens=min(wanted, limit))

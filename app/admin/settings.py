@@ -1,11 +1,9 @@
 """Site settings kept in the database (site_settings), overriding the environment defaults.
 
-Today: the default model. The worker reads it for every generation, so a change
-applies to the next job without a restart.
+Today: the default model. The worker reads it (through app/llm/settings.py) for every generation,
+so a change applies to the next job without a restart.
 """
 from __future__ import annotations
-
-import dataclasses
 
 from flask import current_app
 
@@ -13,7 +11,6 @@ from app.admin import audit
 from app.admin.models import SiteSetting
 from app.auth.models import User
 from app.extensions import db
-from app.llm import LLMSettings
 
 DEFAULT_MODEL = "llm.default_model"
 
@@ -43,16 +40,3 @@ def put(key: str, value: str | None, actor: User | None) -> None:
 def default_model() -> str:
     """The site's default model: the admin's choice, else OPENAI_MODEL."""
     return get(DEFAULT_MODEL) or current_app.config["OPENAI_MODEL"]
-
-
-def llm_settings(model: str | None = None) -> LLMSettings:
-    """LLM settings for one call: a template's own model, else the site default."""
-    base = LLMSettings.from_config(current_app.config)
-    return dataclasses.replace(base, model=model or default_model())
-
-
-def effective_temperature(creativity: float, template_temperature: float | None) -> float:
-    """The user's creativity (0.3 / 0.7 / 1.0) shifted so that 'balanced' is the template's temperature."""
-    if template_temperature is None:
-        return creativity
-    return round(min(2.0, max(0.0, creativity + (template_temperature - 0.7))), 2)

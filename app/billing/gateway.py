@@ -51,10 +51,6 @@ def create_customer(workspace_id: int, name: str, email: str):
     )
 
 
-def retrieve_customer(customer_id: str):
-    return client().v1.customers.retrieve(customer_id)
-
-
 def create_checkout_session(*, workspace_id: int, customer_id: str, price_id: str, seats: int,
                             min_seats: int, max_seats: int, success_url: str, cancel_url: str, attempt: str):
     return client().v1.checkout.sessions.create(

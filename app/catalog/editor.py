@@ -15,6 +15,8 @@ from rq.job import JobStatus
 
 from app.bounds import whole_number
 from app.admin import model_policy
+from app.generation.options import MAX_VARIANTS
+from app.llm import settings as model_settings
 from app.catalog import editor_form, tasks, versions
 from app.catalog.models import Template
 from app.catalog.schema import TemplateDataError
@@ -52,7 +54,7 @@ def _page(scope: Scope, template: Template | None, state: editor_form.EditorStat
 def _test_run_variants(state: editor_form.EditorState) -> int:
     """How many variants a test run of this draft asks for: its default variant count, 1 to 5."""
     try:
-        return max(1, min(int(state.output.get("variants") or 3), 5))
+        return max(1, min(int(state.output.get("variants") or 3), MAX_VARIANTS))
     except ValueError:
         return 3
 
@@ -176,7 +178,7 @@ def make_blueprint(scope: Scope, url_prefix: str) -> Blueprint:
                 return render_template("catalog/editor/_test_run.html", scope=scope, job=None, result=None,
                                        errors=[str(exc)])
             # An empty max tokens means the site default, which may be above this model's ceiling.
-            llm["max_tokens"] = model_policy.settings_for(scope.workspace_id(), llm.get("model"),
+            llm["max_tokens"] = model_settings.for_template(scope.workspace_id(), llm.get("model"),
                                                           llm.get("max_tokens")).max_tokens
         payload = {"system_prompt": result.system, "user_prompt": result.user,
                    "format": data["output"]["format"], "max_chars": data["output"]["max_chars"],

@@ -28,6 +28,7 @@ from app.core import utcnow
 from app.billing import services as billing
 from app.catalog.models import TestRun
 from app.extensions import db
+from app.generation.options import BALANCED, MAX_VARIANTS
 from app.quota import services as quota
 from app.workspaces.models import Workspace
 
@@ -154,14 +155,14 @@ def recover_stale_test_runs(max_age_seconds: int) -> int:
 
 
 def _run(payload: dict[str, Any]) -> dict[str, Any]:
-    from app.admin.settings import llm_settings
+    from app.llm.settings import llm_settings
     from app.generation.rules import check, clean_output
     from app.llm import LLMError, stream_chat
 
     settings = llm_settings(payload.get("model"))
     max_tokens = payload.get("max_tokens") or settings.max_tokens
     temperature = payload.get("temperature")
-    temperature = 0.7 if temperature is None else float(temperature)
+    temperature = BALANCED if temperature is None else float(temperature)
     fmt, limit = payload["format"], payload.get("max_chars")
     messages = [{"role": "system", "content": payload["system_prompt"]},
                 {"role": "user", "content": payload["user_prompt"]}]
@@ -182,7 +183,7 @@ def _run(payload: dict[str, Any]) -> dict[str, Any]:
                 "prompt_tokens": completion.prompt_tokens, "completion_tokens": completion.completion_tokens,
                 "model": completion.model}
 
-    count = max(1, min(int(payload.get("variants", 1)), 5))
+    count = max(1, min(int(payload.get("variants", 1)), MAX_VARIANTS))
     with ThreadPoolExecutor(max_workers=count, thread_name_prefix="test-run") as pool:
         variants = list(pool.map(one, range(count)))
     done = [v for v in variants if "error" not in v]

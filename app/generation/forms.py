@@ -10,7 +10,8 @@ from wtforms.validators import DataRequired, InputRequired, Length, NumberRange,
 
 from app.bounds import WholeNumberField
 from app.catalog.models import TemplateVersion
-from app.generation.services import CREATIVITY, LANGUAGES, MAX_VARIANTS, TONES
+from app.generation.options import CREATIVITY, MAX_VARIANTS
+from app.generation.services import LANGUAGES, TONES
 
 
 class GenerateFormBase(FlaskForm):

@@ -4,7 +4,6 @@ from __future__ import annotations
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import select
 from sqlalchemy.orm.attributes import set_committed_value
 
 from app.auth.models import User
@@ -17,7 +16,8 @@ from app.catalog.rendering import render_prompt
 from app.extensions import db
 from app.generation.models import Generation, Variant
 from app.generation.rules import check
-from app.admin import model_policy
+from app.generation.options import BALANCED, CREATIVITY
+from app.llm import settings as model_settings
 from app.quota import services as quota
 from app.workspaces.models import Workspace
 from app.outbox.services import enqueue_after_commit
@@ -27,8 +27,6 @@ LANGUAGES = (
     "English", "Spanish", "French", "German", "Italian", "Portuguese", "Dutch",
     "Polish", "Swedish", "Japanese", "Chinese (Simplified)", "Korean",
 )
-CREATIVITY = {"low": 0.3, "balanced": 0.7, "high": 1.0}
-MAX_VARIANTS = 5
 
 
 class NoSeat(Exception):
@@ -85,7 +83,7 @@ def start(*, workspace: Workspace, user: User, template: Template, values: dict[
             f"(do not repeat it word for word):\n{parent_variant.text}"
         )
     # A workspace template saved before the operator's model list changed is refused here.
-    model = model_policy.settings_for(template.workspace_id, version.model, version.max_tokens).model
+    model = model_settings.for_template(template.workspace_id, version.model, version.max_tokens).model
     generation = Generation(
         workspace_id=workspace.id,
         user_id=user.id,
@@ -95,7 +93,7 @@ def start(*, workspace: Workspace, user: User, template: Template, values: dict[
         tone=tone,
         language=language,
         variant_count=variant_count,
-        creativity=CREATIVITY.get(creativity, 0.7),
+        creativity=CREATIVITY.get(creativity, BALANCED),
         system_prompt=system_prompt,
         user_prompt=user_prompt,
         status="queued",
@@ -190,9 +188,3 @@ def delete_variant(variant: Variant) -> None:
     db.session.refresh(generation)
     refresh_search_document(generation)
     db.session.commit()
-
-
-def variants_of(generation_id: int) -> list[Variant]:
-    return list(db.session.scalars(
-        select(Variant).where(Variant.generation_id == generation_id).order_by(Variant.position)
-    ))

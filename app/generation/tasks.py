@@ -25,8 +25,7 @@ from app.generation.recovery import INTERRUPTED, mark_failed
 from app.generation.rules import check, clean_output, repair_instruction
 from app.generation.services import refresh_search_document
 from app.generation.streams import GenerationStream
-from app.admin import model_policy
-from app.admin.settings import effective_temperature
+from app.llm.settings import effective_temperature, for_template
 from app.llm import LLMError, LLMInterrupted, stream_chat
 from app.observability import carry_context, log_context, record_error, time_first_token
 from app.quota import services as quota
@@ -119,7 +118,7 @@ def _run(generation_id: int) -> str:
     version = generation.template_version
     # The template's own model and parameters, falling back to the site default; a workspace
     # template's max tokens are clamped to the operator's ceiling (the model was checked at submit).
-    settings = model_policy.settings_for(generation.template.workspace_id, version.model, version.max_tokens,
+    settings = for_template(generation.template.workspace_id, version.model, version.max_tokens,
                                          check_model=False)
     max_tokens = settings.max_tokens
     redis = current_app.extensions["redis"]

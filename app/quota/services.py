@@ -57,10 +57,6 @@ class Allowance:
     def remaining(self) -> int:
         return max(self.allowance - self.used - self.reserved, 0)
 
-    @property
-    def percent_used(self) -> int:
-        return 100 if self.allowance <= 0 else min(100, round(100 * (self.used + self.reserved) / self.allowance))
-
 
 def _today() -> date:
     return datetime.now(timezone.utc).date()

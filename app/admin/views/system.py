@@ -5,6 +5,7 @@ from flask import abort, current_app, flash, redirect, render_template, request,
 from flask_login import current_user
 
 from app.admin import model_policy, queues, settings
+from app.llm import settings as model_settings
 from app.admin.forms import LLMSettingsForm, WorkspaceModelsForm
 from app.admin.views import bp
 from app.llm import LLMError, check_connection
@@ -59,7 +60,7 @@ def workspace_models():
 @site_admin_required
 def llm_test():
     """Ask the configured server for its models, with a short timeout, and say what happened."""
-    llm_settings = settings.llm_settings()
+    llm_settings = model_settings.llm_settings()
     try:
         check_connection(llm_settings, timeout=10.0)
     except LLMError as exc:
