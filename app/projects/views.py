@@ -3,9 +3,11 @@ from flask import Blueprint, abort, flash, g, redirect, render_template, request
 from flask_login import current_user
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import joinedload
 
 from app.bounds import whole_number
 from app.extensions import db
+from app.generation.models import Generation, Variant
 from app.projects.models import Project, ProjectItem
 from app.web import is_htmx, workspace_required
 from app.workspaces.services import get_in_workspace_or_404, variant_in_workspace_or_404
@@ -39,7 +41,14 @@ def index():
 @workspace_required
 def show(project_id: int):
     project = get_in_workspace_or_404(Project, project_id, g.workspace.id)
-    return render_template("projects/show.html", project=project)
+    # One query per list: each item's variant, its generation, template and author come with it.
+    items = db.session.scalars(
+        select(ProjectItem).where(ProjectItem.project_id == project.id)
+        .options(joinedload(ProjectItem.variant).joinedload(Variant.generation)
+                 .options(joinedload(Generation.template), joinedload(Generation.user)))
+        .order_by(ProjectItem.created_at.desc())
+    ).all()
+    return render_template("projects/show.html", project=project, items=items)
 
 
 @bp.route("/projects/<int:project_id>/delete", methods=["POST"])

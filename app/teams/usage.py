@@ -117,6 +117,8 @@ def build(workspace: Workspace, period_start: date | None = None, only_user_id: 
     user_ids = set(per_user) | (set(memberships) if only_user_id is None else {only_user_id})
     users = {u.id: u for u in db.session.scalars(select(User).where(User.id.in_(user_ids)))} if user_ids else {}
     is_current = start == quota.current_period(workspace)[0]
+    left = quota.remaining_for_members(workspace, {uid: m.quota_cap for uid, m in memberships.items()
+                                                   if uid in user_ids}) if is_current else {}
     members = []
     for user_id in sorted(user_ids, key=lambda uid: users[uid].email if uid in users else ""):
         membership = memberships.get(user_id)
@@ -125,7 +127,7 @@ def build(workspace: Workspace, period_start: date | None = None, only_user_id: 
                         membership.role if membership else None, generations, variants,
                         membership.quota_cap if membership else None)
         if membership is not None and is_current:
-            row.remaining = quota.remaining(workspace, user_id).remaining
+            row.remaining = left[user_id].remaining
         members.append(row)
     template_ids = [tid for tid in per_template if tid != TEST_RUNS]
     names = dict(db.session.execute(select(Template.id, Template.name).where(Template.id.in_(template_ids))).all()) \
