@@ -18,6 +18,7 @@ from sqlalchemy.orm import selectinload
 
 from app.admin import audit, model_policy
 from app.auth.models import User
+from app.bounds import escape_like
 from app.catalog.models import Template, TemplateVersion
 from app.catalog.rendering import PromptError
 from app.catalog.schema import check_prompt, validate_template_data
@@ -62,8 +63,9 @@ def templates_in_scope(workspace_id: int | None, query: str = "") -> list[Templa
     stmt = select(Template).where(
         Template.workspace_id.is_(None) if workspace_id is None else Template.workspace_id == workspace_id)
     if query.strip():
-        like = f"%{query.strip().lower()}%"
-        stmt = stmt.where(func.lower(Template.name).like(like) | func.lower(Template.slug).like(like))
+        like = f"%{escape_like(query.strip().lower())}%"
+        stmt = stmt.where(func.lower(Template.name).like(like, escape="\\")
+                          | func.lower(Template.slug).like(like, escape="\\"))
     # The list shows each template's published version number: loaded with the list, not per row.
     return list(db.session.scalars(stmt.options(selectinload(Template.published_version))
                                    .order_by(Template.category, Template.name)))
