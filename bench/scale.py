@@ -14,6 +14,7 @@ Against the scratch PostgreSQL database named by DATABASE_URL it
      catalogue; BENCH_RUNS (30) runs each after 3 warm-up runs; p50/p95;
   5. prints the EXPLAIN (ANALYZE, BUFFERS) of the slowest statement of the slowest page;
   6. empties the database again (drops the public schema's tables), unless BENCH_KEEP=1.
+BENCH_REUSE=1 measures again the rows a BENCH_KEEP=1 run left (no seeding).
 
 The very last line of stdout:
   history_p95_ms=<n> search_p95_ms=<n> usage_p95_ms=<n> members_p95_ms=<n>
@@ -71,7 +72,7 @@ def _env_int(name: str, default: int) -> int:
     return int(value) if value else default
 
 
-def check_database(url: str) -> None:
+def check_database(url: str, reuse: bool = False) -> bool:
     """Refuse anything but an empty scratch PostgreSQL database or one this bench filled."""
     import psycopg
 
@@ -86,10 +87,14 @@ def check_database(url: str) -> None:
         if tables and MARKER not in tables:
             sys.exit(f"bench-scale: refusing database {name!r}: it has {len(tables)} tables and was not "
                      f"filled by this bench (no {MARKER} table). Use an empty scratch database.")
+        if reuse and "generations" in tables:
+            log(f"measuring the rows an earlier run left in {name}")
+            return True
         if tables:
             log(f"emptying {name} (filled by an earlier run)")
         empty(conn)
         conn.execute(f"CREATE TABLE {MARKER} (created_at timestamp DEFAULT now())")
+    return False
 
 
 def empty(conn) -> None:
@@ -343,7 +348,7 @@ def main() -> int:
     url = os.environ.get("DATABASE_URL", "")
     total = _env_int("BENCH_GENERATIONS", 1_000_000)
     runs = _env_int("BENCH_RUNS", 30)
-    check_database(url)
+    reused = check_database(url, reuse=os.environ.get("BENCH_REUSE") == "1")
     sys.path.insert(0, str(ROOT))
     os.environ.setdefault("SECRET_KEY", "bench-scale")
     from flask_migrate import upgrade
@@ -356,14 +361,18 @@ def main() -> int:
     app = create_app({"SQLALCHEMY_DATABASE_URI": "postgresql+psycopg://" + url.split("://", 1)[1], "TESTING": True,
                       "WTF_CSRF_ENABLED": False, "RATELIMIT_ENABLED": False})
     try:
-        with app.app_context():
-            upgrade(directory=str(ROOT / "migrations"))
-            seed_templates()
-            seed_plans()
-            db.session.remove()
-        log(f"seeding {total:,} generations ({VARIANTS} variants each) across {WORKSPACES} workspaces")
-        seeded = seed(app, url, total)
-        log(f"seeded in {seeded['seconds']:.0f} s; measuring ({runs} runs per page)")
+        if reused:
+            seeded = {"owner_email": "user1@bench.example"}
+        else:
+            with app.app_context():
+                upgrade(directory=str(ROOT / "migrations"))
+                seed_templates()
+                seed_plans()
+                db.session.remove()
+            log(f"seeding {total:,} generations ({VARIANTS} variants each) across {WORKSPACES} workspaces")
+            seeded = seed(app, url, total)
+            log(f"seeded in {seeded['seconds']:.0f} s")
+        log(f"measuring ({runs} runs per page)")
         timings, cpu_ms, statements = measure(app, seeded, runs)
         print(f"load average during the run: {' '.join(f'{x:.1f}' for x in os.getloadavg())} "
               f"on {os.cpu_count()} CPUs")

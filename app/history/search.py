@@ -129,12 +129,13 @@ def keyset_page(stmt: Select, after: tuple[datetime, int] | None, before: tuple[
     row's (created_at, id); and whether there are older and newer rows beyond it."""
     key = tuple_(Generation.created_at, Generation.id)
     if before is not None:
-        rows = db.session.scalars(stmt.where(key > tuple_(*before))
+        # created_at >= ... too: the index (workspace_id, created_at) can seek on it (row comparisons it cannot).
+        rows = db.session.scalars(stmt.where(Generation.created_at >= before[0], key > tuple_(*before))
                                   .order_by(Generation.created_at.asc(), Generation.id.asc()).limit(limit + 1)).all()
         has_newer = len(rows) > limit
         return list(reversed(rows[:limit])), True, has_newer
     if after is not None:
-        stmt = stmt.where(key < tuple_(*after))
+        stmt = stmt.where(Generation.created_at <= after[0], key < tuple_(*after))
     rows = db.session.scalars(stmt.order_by(Generation.created_at.desc(), Generation.id.desc()).limit(limit + 1)).all()
     return rows[:limit], len(rows) > limit, after is not None
 
