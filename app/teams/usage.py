@@ -118,7 +118,9 @@ def _aggregate(workspace_id: int, same_period, only_user_id: int | None):
     counted once. The outer query groups by (member, template, day); the few grouped rows are
     rolled up into the three reports here, one pass over at most members x templates x days rows.
     """
-    settled = (QuotaCharge.state == "settled", same_period)
+    # The ledgers' workspace too: the planner then starts from this workspace's few ledgers of the
+    # period instead of every workspace's.
+    settled = (QuotaCharge.state == "settled", same_period, QuotaLedger.workspace_id == workspace_id)
     generations = (
         select(Generation.user_id.label("user_id"), Generation.template_id.label("template_id"),
                Generation.created_at.label("created_at"), func.max(QuotaCharge.amount).label("amount"))
