@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 from markupsafe import Markup, escape
-from sqlalchemy import Date, Integer, cast, func, literal, select, union_all
+from sqlalchemy import Date, Integer, cast, func, literal, select, tuple_, union_all
 
 from app.auth.models import User
 from app.catalog.models import Template, TestRun
@@ -115,8 +115,8 @@ def _aggregate(workspace_id: int, same_period, only_user_id: int | None):
 
     A pooled generation with a capped member has two charges (the pool's and the member's, of
     the same amount): the inner query keeps one row per generation (and per test run), so it is
-    counted once. The outer query groups by (member, template, day); the few grouped rows are
-    rolled up into the three reports here, one pass over at most members x templates x days rows.
+    counted once. The outer query groups per member, per template and per day (PostgreSQL: one
+    query with GROUPING SETS; SQLite: three), so only the reports' rows come back.
     """
     # The ledgers' workspace too: the planner then starts from this workspace's few ledgers of the
     # period instead of every workspace's.
@@ -144,20 +144,31 @@ def _aggregate(workspace_id: int, same_period, only_user_id: int | None):
         test_runs = test_runs.where(TestRun.user_id == only_user_id)
     charged = union_all(generations, test_runs).subquery()
     day = _day(charged.c.created_at)
-    rows = db.session.execute(
-        select(charged.c.user_id, charged.c.template_id, day.label("day"),
-               func.count().label("generations"), func.sum(charged.c.amount).label("variants"))
-        .group_by(charged.c.user_id, charged.c.template_id, day)
-    ).all()
+    count, total = func.count(), func.sum(charged.c.amount)
+    if db.session.get_bind().dialect.name == "postgresql":
+        # One pass: GROUPING SETS returns the three reports' rows (GROUPING() tells which is which,
+        # as a NULL user is also a group: a deleted user's generations).
+        which = func.grouping(charged.c.user_id, charged.c.template_id, day)
+        rows = db.session.execute(
+            select(which, charged.c.user_id, charged.c.template_id, day, count, total)
+            .group_by(func.grouping_sets(tuple_(charged.c.user_id), tuple_(charged.c.template_id), tuple_(day)))
+        ).all()
+        by_user = [(r[1], r[4], r[5]) for r in rows if r[0] == 0b011]
+        by_template = [(r[2], r[4], r[5]) for r in rows if r[0] == 0b101]
+        by_day = [(r[3], r[4], r[5]) for r in rows if r[0] == 0b110]
+    else:  # SQLite has no GROUPING SETS: one GROUP BY per report
+        by_user, by_template, by_day = (
+            db.session.execute(select(key, count, total).group_by(key)).all()
+            for key in (charged.c.user_id, charged.c.template_id, day))
     per_user: dict[int, list[int]] = defaultdict(lambda: [0, 0])
     per_template: dict[int | str, list[int]] = defaultdict(lambda: [0, 0])
     per_day: dict[date, int] = defaultdict(int)
-    for user_id, template_id, day_value, generations_n, variants_n in rows:
-        key = TEST_RUNS if template_id is None else template_id
-        for totals in (per_user[user_id], per_template[key]):
-            totals[0] += generations_n
-            totals[1] += int(variants_n)
-        per_day[day_value if isinstance(day_value, date) else date.fromisoformat(day_value)] += int(variants_n)
+    for user_id, generations_n, variants_n in by_user:
+        per_user[user_id] = [generations_n, int(variants_n)]
+    for template_id, generations_n, variants_n in by_template:
+        per_template[TEST_RUNS if template_id is None else template_id] = [generations_n, int(variants_n)]
+    for day_value, _generations_n, variants_n in by_day:
+        per_day[day_value if isinstance(day_value, date) else date.fromisoformat(day_value)] = int(variants_n)
     return per_user, per_template, per_day
 
 
