@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export FLASK_APP := wsgi
 
-.PHONY: setup dev run test bench scale-demo worker clean
+.PHONY: setup dev run test bench bench-scale scale-demo worker clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,9 @@ test: dev  ## the whole test suite (embedded Redis + SQLite unless REDIS_URL/DAT
 
 bench: dev  ## benchmarks against the fake LLM; figures go to bench/README.md
 	$(BIN)/python -m bench.run
+
+bench-scale: dev  ## pages at 1,000,000 generations, on the empty scratch PostgreSQL database named by DATABASE_URL
+	nice -n 10 $(BIN)/python -m bench.scale
 
 scale-demo: dev  ## 2 web + 2 worker hosts on one PostgreSQL and Redis; one worker host SIGKILLed mid-burst
 	$(BIN)/python -m scripts.scale_demo

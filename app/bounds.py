@@ -39,6 +39,12 @@ def whole_number(value: Any) -> int:
     return number
 
 
+def escape_like(value: str) -> str:
+    """Typed text taken literally in a LIKE pattern: its wildcards (% and _) and the escape
+    character itself are escaped. Use with `.like(pattern, escape="\\")`."""
+    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
 def page_arg(name: str = "page") -> int:
     """A 1-based page number from the query string; anything unusable is page 1."""
     page = request.args.get(name, 1, type=whole_number)

@@ -4,6 +4,8 @@ from logging.config import fileConfig
 from flask import current_app
 
 from alembic import context
+import sqlalchemy as sa
+import sqlalchemy.sql.schema
 
 # this is the Alembic Config object, which provides
 # access to the values within the .ini file in use.
@@ -113,6 +115,12 @@ def run_migrations_online():
             **conf_args
         )
 
+        # The models' naming convention (app/extensions.py) names what they declare; Alembic would
+        # also apply it to whatever a migration leaves unnamed, which would change what the older
+        # migrations create (and the names their downgrades drop). Migrations name everything
+        # explicitly instead, so they run with SQLAlchemy's default convention.
+        metadata = get_metadata()
+        convention, metadata.naming_convention = metadata.naming_convention, sa.sql.schema.DEFAULT_NAMING_CONVENTION
         try:
             with context.begin_transaction():
                 context.run_migrations()
@@ -121,6 +129,7 @@ def run_migrations_online():
                     if problems:
                         raise RuntimeError(f"the migration broke foreign keys: {problems[:5]}")
         finally:
+            metadata.naming_convention = convention
             if sqlite:
                 # Never hand this connection back to the pool with foreign keys off:
                 # new connections get them on again (app/db_setup.py).

@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 
 from app.admin.models import AuditEntry
 from app.auth.models import User
+from app.bounds import escape_like
 from app.extensions import db
 
 PAGE_SIZE = 50
@@ -49,9 +50,9 @@ def browse(flt: AuditFilter, page: int = 1, page_size: int = PAGE_SIZE) -> Audit
     """Newest first, filtered by actor email (substring), action (prefix), target and dates."""
     stmt = select(AuditEntry)
     if flt.actor:
-        stmt = stmt.where(func.lower(AuditEntry.actor_email).like(f"%{_escape_like(flt.actor.lower())}%", escape="\\"))
+        stmt = stmt.where(func.lower(AuditEntry.actor_email).like(f"%{escape_like(flt.actor.lower())}%", escape="\\"))
     if flt.action:
-        stmt = stmt.where(AuditEntry.action.like(f"{_escape_like(flt.action)}%", escape="\\"))
+        stmt = stmt.where(AuditEntry.action.like(f"{escape_like(flt.action)}%", escape="\\"))
     if flt.target_type:
         stmt = stmt.where(AuditEntry.target_type == flt.target_type)
     if flt.target_id:
@@ -76,6 +77,3 @@ def actions() -> list[str]:
 def target_types() -> list[str]:
     return list(db.session.scalars(select(AuditEntry.target_type).distinct().order_by(AuditEntry.target_type)))
 
-
-def _escape_like(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

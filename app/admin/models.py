@@ -21,11 +21,11 @@ class AuditEntry(db.Model):
     """
 
     __tablename__ = "audit_log"
-    __table_args__ = (Index("ix_audit_log_target", "target_type", "target_id"),)
+    __table_args__ = (Index("ix_audit_log_target_type_target_id", "target_type", "target_id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     actor_id: Mapped[int | None] = mapped_column(
-        ForeignKey("users.id", ondelete="SET NULL", name="fk_audit_log_actor"), index=True)
+        ForeignKey("users.id", ondelete="SET NULL"), index=True)
     actor_email: Mapped[str] = mapped_column(String(254))  # kept if the account goes
     action: Mapped[str] = mapped_column(String(60), index=True)
     target_type: Mapped[str] = mapped_column(String(40))

@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from app.admin import audit
 from app.auth import sessions
 from app.auth.models import User
+from app.bounds import escape_like
 from app.extensions import db
 from app.workspaces import services as teams
 from app.workspaces.models import Membership, Workspace
@@ -40,8 +41,7 @@ def _paginate(stmt, page: int) -> Page:
 
 
 def _like(query: str) -> str:
-    escaped = query.strip().lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
+    return f"%{escape_like(query.strip().lower())}%"
 
 
 def search_users(query: str = "", status: str = "", page: int = 1) -> Page:

@@ -114,7 +114,7 @@ def make_blueprint(scope: Scope, url_prefix: str) -> Blueprint:
     def index():
         query = request.args.get("q", "")[:100]
         templates = versions.templates_in_scope(scope.workspace_id(), query)
-        latest = {t.id: versions.latest_version(t) for t in templates}
+        latest = versions.latest_versions(templates)
         return render_template("catalog/editor/index.html", scope=scope, templates=templates, latest=latest,
                                query=query)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, String, Text, UniqueConstraint, func
+from sqlalchemy import JSON, CheckConstraint, ForeignKey, String, Text, UniqueConstraint, func
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.auth.models import User
@@ -12,6 +12,7 @@ from app.auth.models import User
 from app.core import utcnow
 from app.extensions import db
 
+TEST_RUN_STATUSES = ("queued", "running", "succeeded", "failed")
 CATEGORIES = ("Ads", "Press & PR", "Website", "Email", "Social", "Frameworks", "Rewrite")
 
 
@@ -29,10 +30,10 @@ class Template(db.Model):
     source: Mapped[str] = mapped_column(String(20), default="seed")  # seed | admin | workspace
     # None: a site template, visible to everyone; else private to that workspace.
     workspace_id: Mapped[int | None] = mapped_column(
-        ForeignKey("workspaces.id", ondelete="CASCADE", name="fk_templates_workspace"), index=True)
+        ForeignKey("workspaces.id", ondelete="CASCADE"), index=True)
     seed_hash: Mapped[str | None] = mapped_column(String(64))
     published_version_id: Mapped[int | None] = mapped_column(
-        ForeignKey("template_versions.id", use_alter=True, name="fk_template_published_version")
+        ForeignKey("template_versions.id", use_alter=True, name="fk_templates_published_version_id_template_versions")
     )
     created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
 
@@ -45,7 +46,7 @@ class TemplateVersion(db.Model):
     """One immutable snapshot of a template's fields, prompts and output rules."""
 
     __tablename__ = "template_versions"
-    __table_args__ = (UniqueConstraint("template_id", "number", name="uq_template_version"),)
+    __table_args__ = (UniqueConstraint("template_id", "number"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     template_id: Mapped[int] = mapped_column(ForeignKey("templates.id", ondelete="CASCADE"), index=True)
@@ -99,6 +100,7 @@ class TestRun(db.Model):
     """
 
     __tablename__ = "test_runs"
+    __table_args__ = (CheckConstraint(f"status IN {TEST_RUN_STATUSES!r}", name="status"),)
     __test__ = False  # not a pytest class
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -106,6 +108,6 @@ class TestRun(db.Model):
     workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"), index=True)
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), index=True)
     variant_count: Mapped[int]
-    status: Mapped[str] = mapped_column(String(20), default="queued")  # queued|running|succeeded|failed
+    status: Mapped[str] = mapped_column(String(20), default="queued")  # one of TEST_RUN_STATUSES
     created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
     finished_at: Mapped[datetime | None]

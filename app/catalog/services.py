@@ -8,6 +8,7 @@ from pathlib import Path
 import yaml
 from sqlalchemy import func, or_, select
 
+from app.bounds import escape_like
 from app.catalog.models import CATEGORIES, Template, TemplateVersion
 from app.catalog.schema import TemplateDataError, validate_template_data
 from app.extensions import db
@@ -109,8 +110,9 @@ def list_templates(query: str = "", category: str = "", workspace_id: int | None
         stmt = stmt.where(Template.category == category)
     query = query.strip()
     if query:
-        like = f"%{query.lower()}%"
-        stmt = stmt.where(or_(func.lower(Template.name).like(like), func.lower(Template.description).like(like)))
+        like = f"%{escape_like(query.lower())}%"
+        stmt = stmt.where(or_(func.lower(Template.name).like(like, escape="\\"),
+                              func.lower(Template.description).like(like, escape="\\")))
     templates = list(db.session.scalars(stmt.order_by(Template.name)))
     order = {c: i for i, c in enumerate(CATEGORIES)}
     return sorted(templates, key=lambda t: (order.get(t.category, 99), t.name))

@@ -13,9 +13,11 @@ from typing import Any
 
 import yaml
 from sqlalchemy import func, select
+from sqlalchemy.orm import selectinload
 
 from app.admin import audit, model_policy
 from app.auth.models import User
+from app.bounds import escape_like
 from app.catalog.models import Template, TemplateVersion
 from app.catalog.rendering import PromptError
 from app.catalog.schema import check_prompt, validate_template_data
@@ -61,14 +63,29 @@ def templates_in_scope(workspace_id: int | None, query: str = "") -> list[Templa
     stmt = select(Template).where(
         Template.workspace_id.is_(None) if workspace_id is None else Template.workspace_id == workspace_id)
     if query.strip():
-        like = f"%{query.strip().lower()}%"
-        stmt = stmt.where(func.lower(Template.name).like(like) | func.lower(Template.slug).like(like))
-    return list(db.session.scalars(stmt.order_by(Template.category, Template.name)))
+        like = f"%{escape_like(query.strip().lower())}%"
+        stmt = stmt.where(func.lower(Template.name).like(like, escape="\\")
+                          | func.lower(Template.slug).like(like, escape="\\"))
+    # The list shows each template's published version number: loaded with the list, not per row.
+    return list(db.session.scalars(stmt.options(selectinload(Template.published_version))
+                                   .order_by(Template.category, Template.name)))
 
 
 def versions_of(template: Template) -> list[TemplateVersion]:
     return list(db.session.scalars(select(TemplateVersion).where(TemplateVersion.template_id == template.id)
                                    .order_by(TemplateVersion.number.desc())))
+
+
+def latest_versions(templates: list[Template]) -> dict[int, TemplateVersion | None]:
+    """latest_version() of many templates in one query ({template id: version}), for lists."""
+    ids = [t.id for t in templates]
+    if not ids:
+        return {}
+    newest = (select(TemplateVersion.template_id, func.max(TemplateVersion.number).label("number"))
+              .where(TemplateVersion.template_id.in_(ids)).group_by(TemplateVersion.template_id).subquery())
+    found = {v.template_id: v for v in db.session.scalars(select(TemplateVersion).join(
+        newest, (newest.c.template_id == TemplateVersion.template_id) & (newest.c.number == TemplateVersion.number)))}
+    return {template_id: found.get(template_id) for template_id in ids}
 
 
 def latest_version(template: Template) -> TemplateVersion | None:

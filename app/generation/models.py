@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint, false, func
+from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint, false, func, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.auth.models import User
@@ -18,7 +18,16 @@ STATUSES = ("queued", "running", "succeeded", "failed")
 
 class Generation(db.Model):
     __tablename__ = "generations"
-    __table_args__ = (Index("ix_generations_workspace_created", "workspace_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_generations_workspace_id_created_at", "workspace_id", "created_at"),
+        # History's template filter: newest first within one template of one workspace.
+        Index("ix_generations_workspace_id_template_id_created_at", "workspace_id", "template_id", "created_at"),
+        # Stale-job recovery looks only at unfinished generations: a few rows, whatever the history's size.
+        Index("ix_generations_status_created_at", "status", "created_at",
+              postgresql_where=text("status IN ('queued', 'running')"),
+              sqlite_where=text("status IN ('queued', 'running')")),
+        CheckConstraint(f"status IN {STATUSES!r}", name="status"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
@@ -32,15 +41,15 @@ class Generation(db.Model):
     creativity: Mapped[float]
     system_prompt: Mapped[str] = mapped_column(Text)
     user_prompt: Mapped[str] = mapped_column(Text)
-    status: Mapped[str] = mapped_column(String(20), default="queued", index=True)
+    status: Mapped[str] = mapped_column(String(20), default="queued")  # one of STATUSES
     error_message: Mapped[str | None] = mapped_column(String(500))
     model: Mapped[str | None] = mapped_column(String(120))
     prompt_tokens: Mapped[int] = mapped_column(default=0)
     completion_tokens: Mapped[int] = mapped_column(default=0)
     brand_voice_id: Mapped[int | None] = mapped_column(
-        ForeignKey("brand_voices.id", ondelete="SET NULL", name="fk_generations_brand_voice"))
+        ForeignKey("brand_voices.id", ondelete="SET NULL"))
     parent_variant_id: Mapped[int | None] = mapped_column(
-        ForeignKey("variants.id", ondelete="SET NULL", use_alter=True, name="fk_generation_parent_variant")
+        ForeignKey("variants.id", ondelete="SET NULL", use_alter=True, name="fk_generations_parent_variant_id_variants")
     )
     search_document: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
@@ -64,10 +73,11 @@ class Generation(db.Model):
 
 class Variant(db.Model):
     __tablename__ = "variants"
-    __table_args__ = (UniqueConstraint("generation_id", "position", name="uq_variant_position"),)
+    __table_args__ = (UniqueConstraint("generation_id", "position"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    generation_id: Mapped[int] = mapped_column(ForeignKey("generations.id", ondelete="CASCADE"), index=True)
+    # Indexed by uq_variants_generation_id_position (generation_id first).
+    generation_id: Mapped[int] = mapped_column(ForeignKey("generations.id", ondelete="CASCADE"))
     position: Mapped[int]
     text: Mapped[str] = mapped_column(Text)
     original_text: Mapped[str | None] = mapped_column(Text)
@@ -75,7 +85,7 @@ class Variant(db.Model):
     repaired: Mapped[bool] = mapped_column(default=False)
     # The model stopped at its output limit (or the text hit LLM_MAX_OUTPUT_CHARS): kept, but flagged.
     cut_off: Mapped[bool] = mapped_column(default=False, server_default=false())
-    is_favourite: Mapped[bool] = mapped_column(default=False, index=True)
+    is_favourite: Mapped[bool] = mapped_column(default=False)
     rating: Mapped[int] = mapped_column(default=0)  # -1, 0, +1
     created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
     edited_at: Mapped[datetime | None]

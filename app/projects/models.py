@@ -30,7 +30,7 @@ class Project(db.Model):
 
 class ProjectItem(db.Model):
     __tablename__ = "project_items"
-    __table_args__ = (UniqueConstraint("project_id", "variant_id", name="uq_project_variant"),)
+    __table_args__ = (UniqueConstraint("project_id", "variant_id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)

@@ -2,9 +2,11 @@
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import joinedload
 
 from app.bounds import whole_number
 from app.extensions import db
+from app.generation.models import Generation, Variant
 from app.projects.models import Project, ProjectItem
 from app.projects.services import projects_of
 from app.web import is_htmx, workspace_required
@@ -35,7 +37,14 @@ def index():
 @workspace_required
 def show(project_id: int):
     project = get_in_workspace_or_404(Project, project_id, g.workspace.id)
-    return render_template("projects/show.html", project=project)
+    # One query per list: each item's variant, its generation, template and author come with it.
+    items = db.session.scalars(
+        select(ProjectItem).where(ProjectItem.project_id == project.id)
+        .options(joinedload(ProjectItem.variant).joinedload(Variant.generation)
+                 .options(joinedload(Generation.template), joinedload(Generation.user)))
+        .order_by(ProjectItem.created_at.desc())
+    ).all()
+    return render_template("projects/show.html", project=project, items=items)
 
 
 @bp.route("/projects/<int:project_id>/delete", methods=["POST"])

@@ -9,6 +9,9 @@ from sqlalchemy.orm import Mapped, mapped_column
 from app.core import utcnow
 from app.extensions import db
 
+PERIOD_KINDS = ("calendar", "billing")
+CHARGE_STATES = ("reserved", "settled", "refunded")
+
 
 class QuotaLedger(db.Model):
     """One row per workspace, subject and period.
@@ -24,12 +27,14 @@ class QuotaLedger(db.Model):
 
     __tablename__ = "quota_ledgers"
     __table_args__ = (
-        UniqueConstraint("workspace_id", "subject", "period_kind", "period_start", name="uq_ledger_period"),
-        CheckConstraint("used >= 0 AND reserved >= 0", name="ck_ledger_nonnegative"),
+        UniqueConstraint("workspace_id", "subject", "period_kind", "period_start"),
+        CheckConstraint("used >= 0 AND reserved >= 0", name="nonnegative"),
+        CheckConstraint(f"period_kind IN {PERIOD_KINDS!r}", name="period_kind"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"), index=True)
+    # Indexed by uq_quota_ledgers_workspace_id_subject_period_kind_period_start (workspace_id first).
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
     subject: Mapped[str] = mapped_column(String(40))
     period_kind: Mapped[str] = mapped_column(String(10), default="calendar", server_default="calendar")
     period_start: Mapped[date]
@@ -55,18 +60,20 @@ class QuotaCharge(db.Model):
 
     __tablename__ = "quota_charges"
     __table_args__ = (
-        UniqueConstraint("generation_id", "ledger_id", name="uq_charge_generation_ledger"),
-        UniqueConstraint("test_run_id", "ledger_id", name="uq_charge_test_run_ledger"),
-        CheckConstraint("(generation_id IS NULL) <> (test_run_id IS NULL)", name="ck_charge_one_owner"),
+        UniqueConstraint("generation_id", "ledger_id"),
+        UniqueConstraint("test_run_id", "ledger_id"),
+        CheckConstraint("(generation_id IS NULL) <> (test_run_id IS NULL)", name="one_owner"),
+        CheckConstraint(f"state IN {CHARGE_STATES!r}", name="state"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    generation_id: Mapped[int | None] = mapped_column(ForeignKey("generations.id", ondelete="CASCADE"), index=True)
+    # Indexed by uq_quota_charges_generation_id_ledger_id (generation_id first).
+    generation_id: Mapped[int | None] = mapped_column(ForeignKey("generations.id", ondelete="CASCADE"))
     test_run_id: Mapped[int | None] = mapped_column(
-        ForeignKey("test_runs.id", ondelete="CASCADE", name="fk_quota_charges_test_run"), index=True)
+        ForeignKey("test_runs.id", ondelete="CASCADE"), index=True)
     ledger_id: Mapped[int] = mapped_column(ForeignKey("quota_ledgers.id", ondelete="CASCADE"), index=True)
     amount: Mapped[int]
-    state: Mapped[str] = mapped_column(String(20), default="reserved")  # reserved|settled|refunded
+    state: Mapped[str] = mapped_column(String(20), default="reserved")  # one of CHARGE_STATES
     created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -75,7 +82,7 @@ class QuotaAlert(db.Model):
     """One row per (ledger, threshold), so each 80% / 100% email is sent once."""
 
     __tablename__ = "quota_alerts"
-    __table_args__ = (UniqueConstraint("ledger_id", "threshold", name="uq_quota_alert"),)
+    __table_args__ = (UniqueConstraint("ledger_id", "threshold"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     ledger_id: Mapped[int] = mapped_column(ForeignKey("quota_ledgers.id", ondelete="CASCADE"))

@@ -110,8 +110,12 @@ def member_cap(workspace: Workspace, user_id: int) -> int | None:
 
 def limits_for(workspace: Workspace, user_id: int) -> list[Limit]:
     """The ledgers a member's generation must fit in, with their allowances now."""
+    return _limits(workspace, user_id, member_cap(workspace, user_id))
+
+
+def _limits(workspace: Workspace, user_id: int, cap: int | None) -> list[Limit]:
+    """limits_for() with the member's cap already known (pages listing many members load caps at once)."""
     per_seat = workspace.seat_quota
-    cap = member_cap(workspace, user_id)
     if workspace.quota_mode == "pooled":
         limits = [Limit("pool", workspace.seats * per_seat)]
         if cap is not None:
@@ -152,12 +156,30 @@ def ledger_for(workspace: Workspace, subject: str, allowance: int, period: Perio
 def remaining(workspace: Workspace, user_id: int) -> Allowance:
     """What this member may still generate this period (the tightest limit). Reads only."""
     period = quota_period(workspace)
-    start, end = period.start, period.end
+    limits = limits_for(workspace, user_id)
+    ledgers = {limit.subject: _find_ledger(workspace.id, limit.subject, period) for limit in limits}
+    return _tightest(limits, ledgers, period)
+
+
+def remaining_for_members(workspace: Workspace, caps: dict[int, int | None]) -> dict[int, Allowance]:
+    """remaining() for many members at once ({user_id: quota_cap}): one query for the
+    period's ledgers, however many members a page lists. Reads only."""
+    period = quota_period(workspace)
+    ledgers = {ledger.subject: ledger for ledger in db.session.scalars(select(QuotaLedger).where(
+        QuotaLedger.workspace_id == workspace.id,
+        QuotaLedger.period_kind == period.kind,
+        QuotaLedger.period_start == period.start,
+    ))}
+    return {user_id: _tightest(_limits(workspace, user_id, cap), ledgers, period) for user_id, cap in caps.items()}
+
+
+def _tightest(limits: list[Limit], ledgers: dict[str, QuotaLedger | None], period: Period) -> Allowance:
+    """The allowance of the limit with the least left, from its ledger (no ledger yet: nothing used)."""
     tightest: Allowance | None = None
-    for limit in limits_for(workspace, user_id):
-        ledger = _find_ledger(workspace.id, limit.subject, period)
+    for limit in limits:
+        ledger = ledgers.get(limit.subject)
         used, reserved = (ledger.used, ledger.reserved) if ledger else (0, 0)
-        candidate = Allowance(limit.allowance, used, reserved, start, end,
+        candidate = Allowance(limit.allowance, used, reserved, period.start, period.end,
                               "pool" if limit.subject == "pool" else "you")
         if tightest is None or candidate.remaining < tightest.remaining:
             tightest = candidate

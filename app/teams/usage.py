@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 from markupsafe import Markup, escape
-from sqlalchemy import select
+from sqlalchemy import Date, Integer, cast, func, literal, select, tuple_, union_all
 
 from app.auth.models import User
 from app.catalog.models import Template, TestRun
@@ -79,44 +79,15 @@ def build(workspace: Workspace, period_start: date | None = None, only_user_id: 
     # upgrade started in belongs to the calendar month, not the paid period.
     same_period = (QuotaLedger.period_start == start) if start != current.start else \
         ((QuotaLedger.period_start == start) & (QuotaLedger.period_kind == current.kind))
-    settled = (QuotaCharge.state == "settled", same_period)
-    rows = db.session.execute(
-        select(Generation.id, Generation.user_id, Generation.template_id, Generation.created_at, QuotaCharge.amount)
-        .join(QuotaCharge, QuotaCharge.generation_id == Generation.id)
-        .join(QuotaLedger, QuotaLedger.id == QuotaCharge.ledger_id)
-        .where(Generation.workspace_id == workspace.id, *settled)
-    ).all()
-    # Template test runs are charged like generations; they are listed as one line of their own.
-    test_runs = db.session.execute(
-        select(TestRun.id, TestRun.user_id, TestRun.created_at, QuotaCharge.amount)
-        .join(QuotaCharge, QuotaCharge.test_run_id == TestRun.id)
-        .join(QuotaLedger, QuotaLedger.id == QuotaCharge.ledger_id)
-        .where(TestRun.workspace_id == workspace.id, *settled)
-    ).all()
-    rows += [(("test run", run_id), user_id, TEST_RUNS, created_at, amount)
-             for run_id, user_id, created_at, amount in test_runs]
-    # A pooled generation with a capped member has two charges: count the generation once.
-    seen: set = set()
-    per_user: dict[int, list[int]] = defaultdict(lambda: [0, 0])
-    per_template: dict[int | str, list[int]] = defaultdict(lambda: [0, 0])
-    per_day: dict[date, int] = defaultdict(int)
-    for key, user_id, template_id, created_at, amount in rows:
-        if key in seen:
-            continue
-        seen.add(key)
-        if only_user_id is not None and user_id != only_user_id:
-            continue
-        per_user[user_id][0] += 1
-        per_user[user_id][1] += amount
-        per_template[template_id][0] += 1
-        per_template[template_id][1] += amount
-        per_day[created_at.date()] += amount
+    per_user, per_template, per_day = _aggregate(workspace.id, same_period, only_user_id)
 
     memberships = {m.user_id: m for m in db.session.scalars(
         select(Membership).where(Membership.workspace_id == workspace.id))}
     user_ids = set(per_user) | (set(memberships) if only_user_id is None else {only_user_id})
     users = {u.id: u for u in db.session.scalars(select(User).where(User.id.in_(user_ids)))} if user_ids else {}
     is_current = start == quota.current_period(workspace)[0]
+    left = quota.remaining_for_members(workspace, {uid: m.quota_cap for uid, m in memberships.items()
+                                                   if uid in user_ids}) if is_current else {}
     members = []
     for user_id in sorted(user_ids, key=lambda uid: users[uid].email if uid in users else ""):
         membership = memberships.get(user_id)
@@ -125,7 +96,7 @@ def build(workspace: Workspace, period_start: date | None = None, only_user_id: 
                         membership.role if membership else None, generations, variants,
                         membership.quota_cap if membership else None)
         if membership is not None and is_current:
-            row.remaining = quota.remaining(workspace, user_id).remaining
+            row.remaining = left[user_id].remaining
         members.append(row)
     template_ids = [tid for tid in per_template if tid != TEST_RUNS]
     names = dict(db.session.execute(select(Template.id, Template.name).where(Template.id.in_(template_ids))).all()) \
@@ -137,6 +108,75 @@ def build(workspace: Workspace, period_start: date | None = None, only_user_id: 
     pooled = workspace.quota_mode == "pooled"
     allowance = workspace.seats * workspace.seat_quota
     return UsageReport(start, end, members, templates, daily, sum(per_day.values()), allowance, pooled, periods)
+
+
+def _aggregate(workspace_id: int, same_period, only_user_id: int | None):
+    """Generations and variants charged per member, per template and per day, summed by the database.
+
+    A pooled generation with a capped member has two charges (the pool's and the member's, of
+    the same amount): the inner query keeps one row per generation (and per test run), so it is
+    counted once. The outer query groups per member, per template and per day (PostgreSQL: one
+    query with GROUPING SETS; SQLite: three), so only the reports' rows come back.
+    """
+    # The ledgers' workspace too: the planner then starts from this workspace's few ledgers of the
+    # period instead of every workspace's.
+    settled = (QuotaCharge.state == "settled", same_period, QuotaLedger.workspace_id == workspace_id)
+    generations = (
+        select(Generation.user_id.label("user_id"), Generation.template_id.label("template_id"),
+               Generation.created_at.label("created_at"), func.max(QuotaCharge.amount).label("amount"))
+        .join(QuotaCharge, QuotaCharge.generation_id == Generation.id)
+        .join(QuotaLedger, QuotaLedger.id == QuotaCharge.ledger_id)
+        .where(Generation.workspace_id == workspace_id, *settled)
+        .group_by(Generation.id, Generation.user_id, Generation.template_id, Generation.created_at)
+    )
+    # Template test runs are charged like generations; they are listed as one line of their own
+    # (template_id NULL: a generation always has a template).
+    test_runs = (
+        select(TestRun.user_id.label("user_id"), literal(None, Integer).label("template_id"),
+               TestRun.created_at.label("created_at"), func.max(QuotaCharge.amount).label("amount"))
+        .join(QuotaCharge, QuotaCharge.test_run_id == TestRun.id)
+        .join(QuotaLedger, QuotaLedger.id == QuotaCharge.ledger_id)
+        .where(TestRun.workspace_id == workspace_id, *settled)
+        .group_by(TestRun.id, TestRun.user_id, TestRun.created_at)
+    )
+    if only_user_id is not None:
+        generations = generations.where(Generation.user_id == only_user_id)
+        test_runs = test_runs.where(TestRun.user_id == only_user_id)
+    charged = union_all(generations, test_runs).subquery()
+    day = _day(charged.c.created_at)
+    count, total = func.count(), func.sum(charged.c.amount)
+    if db.session.get_bind().dialect.name == "postgresql":
+        # One pass: GROUPING SETS returns the three reports' rows (GROUPING() tells which is which,
+        # as a NULL user is also a group: a deleted user's generations).
+        which = func.grouping(charged.c.user_id, charged.c.template_id, day)
+        rows = db.session.execute(
+            select(which, charged.c.user_id, charged.c.template_id, day, count, total)
+            .group_by(func.grouping_sets(tuple_(charged.c.user_id), tuple_(charged.c.template_id), tuple_(day)))
+        ).all()
+        by_user = [(r[1], r[4], r[5]) for r in rows if r[0] == 0b011]
+        by_template = [(r[2], r[4], r[5]) for r in rows if r[0] == 0b101]
+        by_day = [(r[3], r[4], r[5]) for r in rows if r[0] == 0b110]
+    else:  # SQLite has no GROUPING SETS: one GROUP BY per report
+        by_user, by_template, by_day = (
+            db.session.execute(select(key, count, total).group_by(key)).all()
+            for key in (charged.c.user_id, charged.c.template_id, day))
+    per_user: dict[int, list[int]] = defaultdict(lambda: [0, 0])
+    per_template: dict[int | str, list[int]] = defaultdict(lambda: [0, 0])
+    per_day: dict[date, int] = defaultdict(int)
+    for user_id, generations_n, variants_n in by_user:
+        per_user[user_id] = [generations_n, int(variants_n)]
+    for template_id, generations_n, variants_n in by_template:
+        per_template[TEST_RUNS if template_id is None else template_id] = [generations_n, int(variants_n)]
+    for day_value, _generations_n, variants_n in by_day:
+        per_day[day_value if isinstance(day_value, date) else date.fromisoformat(day_value)] = int(variants_n)
+    return per_user, per_template, per_day
+
+
+def _day(column):
+    """The UTC calendar day of a timestamp, in SQL: SQLite has no DATE type (date() gives text)."""
+    if db.session.get_bind().dialect.name == "sqlite":
+        return func.date(column)
+    return cast(column, Date)
 
 
 def as_csv(report: UsageReport) -> str:

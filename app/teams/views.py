@@ -4,6 +4,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, abort, flash, g, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required
 from sqlalchemy import select
+from sqlalchemy.orm import joinedload
 
 from app.auth.views import log_in
 from app.bounds import whole_number
@@ -33,6 +34,7 @@ def _send_invitation(invitation: Invitation) -> None:
 def _members_page(invite_form=None, status=200):
     workspace = g.workspace
     memberships = db.session.scalars(select(Membership).where(Membership.workspace_id == workspace.id)
+                                     .options(joinedload(Membership.user))
                                      .order_by(Membership.created_at)).all()
     invitations = [i for i in db.session.scalars(select(Invitation).where(Invitation.workspace_id == workspace.id)
                                                  .order_by(Invitation.created_at.desc())) if i.accepted_at is None

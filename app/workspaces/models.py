@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import ForeignKey, String, UniqueConstraint, func
+from sqlalchemy import CheckConstraint, ForeignKey, String, UniqueConstraint, func
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.auth.models import User
@@ -18,7 +18,10 @@ QUOTA_MODES = ("per_seat", "pooled")
 
 class Workspace(db.Model):
     __tablename__ = "workspaces"
-    __table_args__ = (UniqueConstraint("stripe_customer_id", name="uq_workspaces_stripe_customer"),)
+    __table_args__ = (
+        UniqueConstraint("stripe_customer_id"),
+        CheckConstraint(f"quota_mode IN {QUOTA_MODES!r}", name="quota_mode"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(120))
@@ -59,10 +62,14 @@ class Workspace(db.Model):
 
 class Membership(db.Model):
     __tablename__ = "memberships"
-    __table_args__ = (UniqueConstraint("workspace_id", "user_id", name="uq_membership"),)
+    __table_args__ = (
+        UniqueConstraint("workspace_id", "user_id"),
+        CheckConstraint(f"role IN {ROLES!r}", name="role"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"), index=True)
+    # Indexed by uq_memberships_workspace_id_user_id (workspace_id first).
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     role: Mapped[str] = mapped_column(String(20), default="member")
     quota_cap: Mapped[int | None]
@@ -80,6 +87,7 @@ class Invitation(db.Model):
     """An emailed, signed, single-use invitation; pending ones hold a seat."""
 
     __tablename__ = "invitations"
+    __table_args__ = (CheckConstraint(f"role IN {INVITABLE_ROLES!r}", name="role"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"), index=True)

@@ -13,6 +13,7 @@ from typing import TypeVar
 from flask import current_app
 from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy import delete, func, select
+from sqlalchemy.orm import joinedload
 
 from app.auth.models import User
 
@@ -59,6 +60,7 @@ def lock(workspace_id: int) -> Workspace:
 def memberships_of(user: User) -> list[Membership]:
     return list(db.session.scalars(
         select(Membership).where(Membership.user_id == user.id).order_by(Membership.id)
+        .options(joinedload(Membership.workspace))  # the header's switcher names every workspace
     ))
 
 

@@ -77,6 +77,14 @@ def upgrade():
 
 
 def downgrade():
+    # Workspace templates have no place in the older schema: refuse rather than delete them
+    # (and their generations would still point at them, so the DELETE would fail half-way).
+    count = op.get_bind().execute(sa.text("SELECT COUNT(*) FROM templates WHERE workspace_id IS NOT NULL")).scalar()
+    if count:
+        raise RuntimeError(
+            f"Downgrade refused at 5c1e7a2b9d40 (this step undid nothing): {count} workspace template(s) exist, and the schema before "
+            "5c1e7a2b9d40 cannot hold them. Export them (Team -> Templates) and delete them first, or stay on "
+            "this revision.")
     op.drop_table('site_settings')
     op.drop_index('ix_audit_log_target', table_name='audit_log')
     op.drop_index('ix_audit_log_created_at', table_name='audit_log')

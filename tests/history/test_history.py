@@ -1,6 +1,8 @@
 """History: newest first, paginated, filtered by template and favourites, searchable."""
 from __future__ import annotations
 
+import re
+
 from sqlalchemy import select
 
 from app.extensions import db
@@ -17,10 +19,17 @@ def test_history_lists_newest_first_and_paginates(app, client, login, run_worker
         run_worker()
         first = client.get("/history").get_data(as_text=True)
         assert first.index(f'data-generation-id="{ids[2]}"') < first.index(f'data-generation-id="{ids[1]}"')
-        assert f'data-generation-id="{ids[0]}"' not in first and "Page 1 of 2" in first
-        second = client.get("/history?page=2").get_data(as_text=True)
-        assert f'data-generation-id="{ids[0]}"' in second
+        assert f'data-generation-id="{ids[0]}"' not in first and "3 generations" in first
+        assert "Newer" not in first
+        older = re.search(r'href="(/history\?after=[^"]+)"', first).group(1)
+        second = client.get(older.replace("&amp;", "&")).get_data(as_text=True)
+        assert f'data-generation-id="{ids[0]}"' in second and f'data-generation-id="{ids[1]}"' not in second
+        assert "Older" not in second
+        newer = re.search(r'href="(/history\?before=[^"]+)"', second).group(1)
+        back = client.get(newer.replace("&amp;", "&")).get_data(as_text=True)
+        assert [int(i) for i in re.findall(r'data-generation-id="(\d+)"', back)] == [ids[2], ids[1]]
         assert client.get("/history?page=99").status_code == 200
+        assert client.get("/history?after=not-a-cursor").status_code == 404
     finally:
         app.config["HISTORY_PAGE_SIZE"] = 20
 

@@ -1,0 +1,2 @@
+"""Scale tests reuse the admin fixtures (a logged-in site admin)."""
+from tests.admin.conftest import admin_client  # noqa: F401
