@@ -94,9 +94,11 @@ def refused_reason(address: str) -> str | None:
         return "loopback"
     if ip.is_link_local:
         return "link-local"
+    if ip.is_unspecified or ip.is_multicast or ip.is_reserved:
+        return "reserved"
     if ip.is_private:
         return "private"
-    if ip.is_multicast or ip.is_unspecified or ip.is_reserved or not ip.is_global:
+    if not ip.is_global:  # shared (CGNAT), documentation, benchmarking ranges...
         return "reserved"
     return None
 
