@@ -61,9 +61,8 @@ def run_once(app: Flask) -> Round | None:
             try:
                 # A test run's job cannot outlive 2 x JOB_TIMEOUT + 60 s: older ones were lost.
                 lost_after = 2 * app.config["JOB_TIMEOUT"] + 60
-                done = Round(outbox.sweep(), recovery.recover(), recover_stale_test_runs(lost_after))
-                done.webhook_attempts = webhooks.sweep_due()  # retries that are due, lost attempts
-                return done
+                return Round(outbox.sweep(), recovery.recover(), recover_stale_test_runs(lost_after),
+                             webhook_attempts=webhooks.sweep_due())  # webhook retries that are due
             finally:
                 db.session.remove()
     finally:

@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from app.auth.models import utcnow
 from app.webhooks.services import emit
 
 
@@ -57,7 +58,8 @@ def generation_failed(session: Session, generation_id: int, message: str) -> Non
     if generation is None:
         return
     data = generation_data(generation)
-    data["generation"].update(status="failed", error_message=message, variants=[])
+    data["generation"].update(status="failed", error_message=message, variants=[],
+                              finished_at=_iso(generation.finished_at or utcnow()))
     emit(session, generation.workspace_id, "generation.failed", data)
 
 

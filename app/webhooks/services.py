@@ -22,7 +22,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from app.admin import audit
@@ -262,6 +262,7 @@ def sweep_due(limit: int = 200) -> int:
 
     Runs in the maintenance round. Each is pushed a lease ahead and recorded in the outbox in one commit,
     so two rounds cannot both schedule it, and its job claims the attempt before sending anyway.
+    Events older than WEBHOOK_RETENTION_DAYS (30) go, with their deliveries (the foreign key cascades).
     """
     now = utcnow()
     due = list(db.session.scalars(select(WebhookDelivery).where(
@@ -274,5 +275,7 @@ def sweep_due(limit: int = 200) -> int:
             .values(next_attempt_at=now + ATTEMPT_LEASE).execution_options(synchronize_session=False)).rowcount
         if moved:
             _schedule(db.session, delivery)
+    db.session.execute(delete(WebhookEvent).where(
+        WebhookEvent.created_at < now - timedelta(days=current_app.config["WEBHOOK_RETENTION_DAYS"])))
     db.session.commit()
     return len(due)

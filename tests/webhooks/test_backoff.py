@@ -86,3 +86,21 @@ def test_an_attempt_whose_job_was_lost_is_tried_again_after_its_lease(app, hooks
     receiver.next()
     delivery = _delivery(app)
     assert (delivery.status, delivery.attempts) == ("succeeded", 1)
+
+
+def test_events_older_than_the_retention_are_deleted_with_their_deliveries(app, hooks_team, allow_loopback):
+    from app.webhooks.models import WebhookEvent
+
+    owner = hooks_team.client("owner@example.com")
+    endpoint_id = add_endpoint(owner, "http://127.0.0.1:9/hook")
+    with time_machine.travel(_start(), tick=False) as clock:
+        owner.post(f"/workspace/webhooks/{endpoint_id}/test")
+        clock.shift(timedelta(days=29))
+        _sweep(app)
+        with app.app_context():
+            assert db.session.scalar(select(db.func.count(WebhookEvent.id))) == 1
+        clock.shift(timedelta(days=1, seconds=1))
+        _sweep(app)
+    with app.app_context():
+        assert db.session.scalar(select(db.func.count(WebhookEvent.id))) == 0
+        assert db.session.scalar(select(db.func.count(WebhookDelivery.id))) == 0

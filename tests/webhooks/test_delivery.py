@@ -157,3 +157,24 @@ def test_rotation_signs_with_both_secrets_during_the_grace(app, hooks_team, allo
     assert verify(new, got.body, got.headers["Copydeck-Signature"])
     assert verify(old, got.body, got.headers["Copydeck-Signature"])
     assert not verify("whsec_wrong", got.body, got.headers["Copydeck-Signature"])
+
+
+def test_the_worker_process_delivers(app, base_env, hooks_team, allow_loopback, receiver):
+    """`python -m workers`, the production entry point, as its own process: it picks up the attempt
+    enqueued after the commit and calls the receiver, allow-listed through its environment."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    owner = hooks_team.client("owner@example.com")
+    endpoint_id = add_endpoint(owner, receiver.url, ["quota.exhausted"])
+    owner.post(f"/workspace/webhooks/{endpoint_id}/test")
+    env = {**os.environ, **base_env, "WEBHOOK_ALLOWED_HOSTS": "127.0.0.1", "PYTHONUNBUFFERED": "1"}
+    done = subprocess.run([sys.executable, "-m", "workers", "--workers", "1", "--burst"], env=env,
+                          cwd=str(Path(__file__).resolve().parents[2]), capture_output=True, timeout=120)
+    assert done.returncode == 0, done.stderr.decode()[-3000:]
+    got = receiver.next()
+    assert readme_verify()(_secret(app, endpoint_id), got.body, got.headers["Copydeck-Signature"])
+    [delivery] = _deliveries(app)
+    assert (delivery.status, delivery.status_code, delivery.attempts) == ("succeeded", 200, 1)

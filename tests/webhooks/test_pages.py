@@ -93,5 +93,7 @@ def test_owner_sees_secret_and_can_delete(app, hooks_team, allow_loopback):
     page = owner.get(f"/workspace/webhooks/{endpoint_id}").get_data(as_text=True)
     assert secret in page
     assert "CMS" in owner.get("/workspace/webhooks").get_data(as_text=True)
+    owner.post(f"/workspace/webhooks/{endpoint_id}/test")
+    assert _count(app, WebhookDelivery) == 1
     assert owner.post(f"/workspace/webhooks/{endpoint_id}/delete").status_code == 302
-    assert _count(app, WebhookEndpoint) == 0
+    assert _count(app, WebhookEndpoint) == 0 and _count(app, WebhookDelivery) == 0
