@@ -23,7 +23,7 @@ from typing import Any
 
 from flask import current_app
 from sqlalchemy import delete, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from app.admin import audit
 from app.auth.models import User, utcnow
@@ -211,6 +211,7 @@ def redeliver(delivery: WebhookDelivery, actor: User | None) -> WebhookDelivery:
 
 def deliveries_of(endpoint: WebhookEndpoint, limit: int = 50) -> list[WebhookDelivery]:
     return list(db.session.scalars(select(WebhookDelivery).where(WebhookDelivery.endpoint_id == endpoint.id)
+                                   .options(joinedload(WebhookDelivery.event))
                                    .order_by(WebhookDelivery.id.desc()).limit(limit)))
 
 

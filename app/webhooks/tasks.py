@@ -8,6 +8,7 @@ The result is written by a second conditional UPDATE on that same attempt number
 from __future__ import annotations
 
 import logging
+from datetime import timezone
 
 from flask import current_app
 from sqlalchemy import update
@@ -50,7 +51,7 @@ def _attempt(delivery_id: int, attempt: int) -> str:
         _finish(delivery_id, attempt + 1, "failed", guard.Answer(None, 0, "", "The endpoint is disabled."))
         return "failed"
     body = services.event_body(event)
-    timestamp = int(now.timestamp())
+    timestamp = int(now.replace(tzinfo=timezone.utc).timestamp())  # utcnow() is naive UTC
     headers = {
         "Content-Type": "application/json",
         "User-Agent": USER_AGENT,

@@ -1,11 +1,13 @@
 """Team -> Webhooks: owners and admins register endpoints, see their secret and deliveries, redeliver."""
 from __future__ import annotations
 
+from functools import wraps
+
 from flask import Blueprint, abort, flash, g, redirect, render_template, url_for
 from flask_login import current_user
 
 from app.billing.services import has_feature
-from app.extensions import db
+from app.extensions import db, limiter
 from app.web import manager_required, workspace_required
 from app.webhooks import services
 from app.webhooks.forms import EndpointForm
@@ -15,11 +17,14 @@ from app.workspaces.services import get_in_workspace_or_404
 bp = Blueprint("webhooks", __name__, url_prefix="/workspace/webhooks")
 
 
-def _gate():
-    """The plan's api_access, or the page that shows what webhooks bring and how to upgrade."""
-    if not has_feature(g.workspace, services.FEATURE):
-        return render_template("webhooks/upgrade.html"), 402
-    return None
+def plan_required(view):
+    """The plan's api_access, or the page that shows what webhooks bring and how to upgrade (402)."""
+    @wraps(view)
+    def wrapper(*args, **kwargs):
+        if not has_feature(g.workspace, services.FEATURE):
+            return render_template("webhooks/upgrade.html"), 402
+        return view(*args, **kwargs)
+    return wrapper
 
 
 def _endpoint(endpoint_id: int) -> WebhookEndpoint:
@@ -34,17 +39,16 @@ def _index(form: EndpointForm, status: int = 200):
 @bp.route("", methods=["GET"])
 @workspace_required
 @manager_required
+@plan_required
 def index():
-    return _gate() or _index(EndpointForm(formdata=None))
+    return _index(EndpointForm(formdata=None))
 
 
 @bp.route("", methods=["POST"])
 @workspace_required
 @manager_required
+@plan_required
 def create():
-    gated = _gate()
-    if gated:
-        return gated
     form = EndpointForm()
     if form.validate_on_submit():
         try:
@@ -68,19 +72,18 @@ def _show(endpoint: WebhookEndpoint, form: EndpointForm, status: int = 200):
 @bp.route("/<int:endpoint_id>", methods=["GET"])
 @workspace_required
 @manager_required
+@plan_required
 def show(endpoint_id: int):
     endpoint = _endpoint(endpoint_id)
-    return _gate() or _show(endpoint, EndpointForm(obj=endpoint))
+    return _show(endpoint, EndpointForm(obj=endpoint))
 
 
 @bp.route("/<int:endpoint_id>", methods=["POST"])
 @workspace_required
 @manager_required
+@plan_required
 def update(endpoint_id: int):
     endpoint = _endpoint(endpoint_id)
-    gated = _gate()
-    if gated:
-        return gated
     form = EndpointForm()
     if form.validate_on_submit():
         try:
@@ -99,29 +102,28 @@ def update(endpoint_id: int):
 @bp.route("/<int:endpoint_id>/rotate", methods=["POST"])
 @workspace_required
 @manager_required
+@plan_required
 def rotate(endpoint_id: int):
+    return _act(endpoint_id, services.rotate_secret,
+                "New signing secret created. The previous one keeps signing alongside it for 24 hours.")
+
+
+def _act(endpoint_id: int, action, message: str):
+    """Run one service action on this workspace's endpoint, commit, and go back to its page."""
     endpoint = _endpoint(endpoint_id)
-    gated = _gate()
-    if gated:
-        return gated
-    services.rotate_secret(endpoint, current_user)
+    action(endpoint, current_user)
     db.session.commit()
-    flash("New signing secret created. The previous one keeps signing alongside it for 24 hours.", "success")
+    flash(message, "success")
     return redirect(url_for("webhooks.show", endpoint_id=endpoint.id))
 
 
 @bp.route("/<int:endpoint_id>/test", methods=["POST"])
+@limiter.limit("30 per minute")  # each one is an outbound call
 @workspace_required
 @manager_required
+@plan_required
 def send_test(endpoint_id: int):
-    endpoint = _endpoint(endpoint_id)
-    gated = _gate()
-    if gated:
-        return gated
-    services.send_test(endpoint, current_user)
-    db.session.commit()
-    flash("Test event queued. Its delivery appears below in a few seconds.", "success")
-    return redirect(url_for("webhooks.show", endpoint_id=endpoint.id))
+    return _act(endpoint_id, services.send_test, "Test event queued. Its delivery appears below in a few seconds.")
 
 
 @bp.route("/<int:endpoint_id>/delete", methods=["POST"])
@@ -136,16 +138,15 @@ def delete(endpoint_id: int):
 
 
 @bp.route("/<int:endpoint_id>/deliveries/<int:delivery_id>/redeliver", methods=["POST"])
+@limiter.limit("30 per minute")  # each one is an outbound call
 @workspace_required
 @manager_required
+@plan_required
 def redeliver(endpoint_id: int, delivery_id: int):
     endpoint = _endpoint(endpoint_id)
     delivery = get_in_workspace_or_404(WebhookDelivery, delivery_id, g.workspace.id)
     if delivery.endpoint_id != endpoint.id:
         abort(404)
-    gated = _gate()
-    if gated:
-        return gated
     try:
         services.redeliver(delivery, current_user)
     except services.WebhookError as exc:

@@ -97,3 +97,44 @@ def test_owner_sees_secret_and_can_delete(app, hooks_team, allow_loopback):
     assert _count(app, WebhookDelivery) == 1
     assert owner.post(f"/workspace/webhooks/{endpoint_id}/delete").status_code == 302
     assert _count(app, WebhookEndpoint) == 0 and _count(app, WebhookDelivery) == 0
+
+
+def test_the_endpoint_page_costs_the_same_statements_for_2_or_20_deliveries(app, hooks_team, allow_loopback):
+    from sqlalchemy import event
+
+    owner = hooks_team.client("owner@example.com")
+    endpoint_id = add_endpoint(owner, "http://127.0.0.1:9/hook")
+
+    def statements() -> int:
+        seen = []
+        with app.app_context():
+            engine = db.engine
+        listener = lambda *args: seen.append(1)  # noqa: E731
+        event.listen(engine, "before_cursor_execute", listener)
+        try:
+            assert owner.get(f"/workspace/webhooks/{endpoint_id}").status_code == 200
+        finally:
+            event.remove(engine, "before_cursor_execute", listener)
+        return len(seen)
+
+    for _ in range(2):
+        owner.post(f"/workspace/webhooks/{endpoint_id}/test")
+    few = statements()
+    for _ in range(18):
+        owner.post(f"/workspace/webhooks/{endpoint_id}/test")
+    assert _count(app, WebhookDelivery) == 20
+    assert statements() == few
+
+
+def test_redelivering_to_a_disabled_endpoint_is_refused_with_a_message(app, hooks_team, allow_loopback):
+    owner = hooks_team.client("owner@example.com")
+    endpoint_id = add_endpoint(owner, "http://127.0.0.1:9/hook")
+    owner.post(f"/workspace/webhooks/{endpoint_id}/test")
+    with app.app_context():
+        delivery_id = db.session.scalars(select(WebhookDelivery.id)).one()
+    owner.post(f"/workspace/webhooks/{endpoint_id}", data={"url": "http://127.0.0.1:9/hook",
+                                                           "events": ["generation.completed"]})
+    response = owner.post(f"/workspace/webhooks/{endpoint_id}/deliveries/{delivery_id}/redeliver",
+                          follow_redirects=True)
+    assert "This endpoint is disabled" in response.get_data(as_text=True)
+    assert _count(app, WebhookDelivery) == 1
