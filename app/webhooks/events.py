@@ -77,3 +77,13 @@ def quota_alert(session: Session, ledger, threshold: int) -> None:
         "period_start": ledger.period_start.isoformat(),
         "period_kind": ledger.period_kind,
     }})
+
+
+def bulk_run_completed(session: Session, workspace_id: int, *, run_id: int, status: str, rows: int,
+                       succeeded: int, failed: int, created_at: datetime | None, finished_at: datetime | None,
+                       results_path: str | None) -> None:
+    """For bulk runs' finish function (wired by the lead when merging): the payload the README documents."""
+    emit(session, workspace_id, "bulk_run.completed", {"bulk_run": {
+        "id": run_id, "status": status, "rows": rows, "succeeded": succeeded, "failed": failed,
+        "created_at": _iso(created_at), "finished_at": _iso(finished_at), "results_path": results_path,
+    }})

@@ -178,3 +178,22 @@ def test_the_worker_process_delivers(app, base_env, hooks_team, allow_loopback, 
     assert readme_verify()(_secret(app, endpoint_id), got.body, got.headers["Copydeck-Signature"])
     [delivery] = _deliveries(app)
     assert (delivery.status, delivery.status_code, delivery.attempts) == ("succeeded", 200, 1)
+
+
+def test_bulk_run_completed_payload(app, hooks_team, allow_loopback, receiver, run_worker):
+    """What bulk's finish function sends once the lead wires it (the README's table)."""
+    from app.webhooks import events
+
+    owner = hooks_team.client("owner@example.com")
+    add_endpoint(owner, receiver.url, ["bulk_run.completed"])
+    with app.app_context():
+        events.bulk_run_completed(db.session, hooks_team.workspace_id, run_id=7, status="completed", rows=3,
+                                  succeeded=2, failed=1, created_at=None, finished_at=None,
+                                  results_path="/bulk/7/results.csv")
+        db.session.commit()
+    run_worker()
+    event = json.loads(receiver.next().body)
+    assert event["type"] == "bulk_run.completed"
+    assert event["data"]["bulk_run"] == {"id": 7, "status": "completed", "rows": 3, "succeeded": 2, "failed": 1,
+                                         "created_at": None, "finished_at": None,
+                                         "results_path": "/bulk/7/results.csv"}
