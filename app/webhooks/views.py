@@ -17,13 +17,30 @@ from app.workspaces.services import get_in_workspace_or_404
 bp = Blueprint("webhooks", __name__, url_prefix="/workspace/webhooks")
 
 
+def _upgrade():
+    """What webhooks bring and how to upgrade, for plans without api_access (402)."""
+    return render_template("webhooks/upgrade.html"), 402
+
+
 def plan_required(view):
-    """The plan's api_access, or the page that shows what webhooks bring and how to upgrade (402)."""
+    """The plan's api_access, or the upgrade page."""
     @wraps(view)
     def wrapper(*args, **kwargs):
         if not has_feature(g.workspace, services.FEATURE):
-            return render_template("webhooks/upgrade.html"), 402
+            return _upgrade()
         return view(*args, **kwargs)
+    return wrapper
+
+
+def endpoint_view(view):
+    """Load this workspace's endpoint (another workspace's id is a 404, whatever the plan), then the plan
+    gate; the view gets the endpoint."""
+    @wraps(view)
+    def wrapper(endpoint_id: int, **kwargs):
+        endpoint = _endpoint(endpoint_id)
+        if not has_feature(g.workspace, services.FEATURE):
+            return _upgrade()
+        return view(endpoint, **kwargs)
     return wrapper
 
 
@@ -72,18 +89,16 @@ def _show(endpoint: WebhookEndpoint, form: EndpointForm, status: int = 200):
 @bp.route("/<int:endpoint_id>", methods=["GET"])
 @workspace_required
 @manager_required
-@plan_required
-def show(endpoint_id: int):
-    endpoint = _endpoint(endpoint_id)
+@endpoint_view
+def show(endpoint: WebhookEndpoint):
     return _show(endpoint, EndpointForm(obj=endpoint))
 
 
 @bp.route("/<int:endpoint_id>", methods=["POST"])
 @workspace_required
 @manager_required
-@plan_required
-def update(endpoint_id: int):
-    endpoint = _endpoint(endpoint_id)
+@endpoint_view
+def update(endpoint: WebhookEndpoint):
     form = EndpointForm()
     if form.validate_on_submit():
         try:
@@ -102,15 +117,14 @@ def update(endpoint_id: int):
 @bp.route("/<int:endpoint_id>/rotate", methods=["POST"])
 @workspace_required
 @manager_required
-@plan_required
-def rotate(endpoint_id: int):
-    return _act(endpoint_id, services.rotate_secret,
+@endpoint_view
+def rotate(endpoint: WebhookEndpoint):
+    return _act(endpoint, services.rotate_secret,
                 "New signing secret created. The previous one keeps signing alongside it for 24 hours.")
 
 
-def _act(endpoint_id: int, action, message: str):
-    """Run one service action on this workspace's endpoint, commit, and go back to its page."""
-    endpoint = _endpoint(endpoint_id)
+def _act(endpoint: WebhookEndpoint, action, message: str):
+    """Run one service action on the endpoint, commit, and go back to its page."""
     action(endpoint, current_user)
     db.session.commit()
     flash(message, "success")
@@ -121,9 +135,9 @@ def _act(endpoint_id: int, action, message: str):
 @limiter.limit("30 per minute")  # each one is an outbound call
 @workspace_required
 @manager_required
-@plan_required
-def send_test(endpoint_id: int):
-    return _act(endpoint_id, services.send_test, "Test event queued. Its delivery appears below in a few seconds.")
+@endpoint_view
+def send_test(endpoint: WebhookEndpoint):
+    return _act(endpoint, services.send_test, "Test event queued. Its delivery appears below in a few seconds.")
 
 
 @bp.route("/<int:endpoint_id>/delete", methods=["POST"])
@@ -141,9 +155,8 @@ def delete(endpoint_id: int):
 @limiter.limit("30 per minute")  # each one is an outbound call
 @workspace_required
 @manager_required
-@plan_required
-def redeliver(endpoint_id: int, delivery_id: int):
-    endpoint = _endpoint(endpoint_id)
+@endpoint_view
+def redeliver(endpoint: WebhookEndpoint, delivery_id: int):
     delivery = get_in_workspace_or_404(WebhookDelivery, delivery_id, g.workspace.id)
     if delivery.endpoint_id != endpoint.id:
         abort(404)
