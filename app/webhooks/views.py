@@ -94,7 +94,7 @@ def show(endpoint: WebhookEndpoint):
     return _show(endpoint, EndpointForm(obj=endpoint))
 
 
-@bp.route("/<int:endpoint_id>", methods=["POST"])
+@bp.route("/<int:endpoint_id>/settings", methods=["POST"])  # its own path: see tests/test_bounds.py
 @workspace_required
 @manager_required
 @endpoint_view

@@ -129,7 +129,7 @@ MATRIX = {
     ("webhooks.index", "GET"): ("/workspace/webhooks", MANAGER, None),
     ("webhooks.create", "POST"): ("/workspace/webhooks", MANAGER, {"url": ""}),
     ("webhooks.show", "GET"): ("/workspace/webhooks/{hook}", TEAM_MANAGER, None),
-    ("webhooks.update", "POST"): ("/workspace/webhooks/{hook}", TEAM_MANAGER, {"url": ""}),
+    ("webhooks.update", "POST"): ("/workspace/webhooks/{hook}/settings", TEAM_MANAGER, {"url": ""}),
     ("webhooks.rotate", "POST"): ("/workspace/webhooks/{hook}/rotate", TEAM_MANAGER, {}),
     ("webhooks.send_test", "POST"): ("/workspace/webhooks/{hook}/test", TEAM_MANAGER, {}),
     ("webhooks.redeliver", "POST"): ("/workspace/webhooks/{hook}/deliveries/{hook_delivery}/redeliver",

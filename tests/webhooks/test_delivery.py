@@ -94,7 +94,7 @@ def test_no_subscribed_endpoint_records_nothing(app, hooks_team, allow_loopback,
     run_worker()
     with app.app_context():
         assert db.session.scalar(select(db.func.count(WebhookEvent.id))) == 0
-    owner.post(f"/workspace/webhooks/{endpoint_id}", data={
+    owner.post(f"/workspace/webhooks/{endpoint_id}/settings", data={
         "url": receiver.url, "events": ["generation.completed"], "description": ""})  # enabled unticked
     submit(owner, app, "x-post", variants=1)
     run_worker()

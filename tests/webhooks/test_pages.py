@@ -52,7 +52,7 @@ def test_another_workspaces_endpoint_and_delivery_are_404(app, hooks_team, allow
     own_id = add_endpoint(stranger, "http://127.0.0.1:9/mine")
     assert stranger.get(f"/workspace/webhooks/{own_id}").status_code == 200
     assert stranger.get(f"/workspace/webhooks/{endpoint_id}").status_code == 404
-    for path in (f"/workspace/webhooks/{endpoint_id}", f"/workspace/webhooks/{endpoint_id}/rotate",
+    for path in (f"/workspace/webhooks/{endpoint_id}/settings", f"/workspace/webhooks/{endpoint_id}/rotate",
                  f"/workspace/webhooks/{endpoint_id}/test", f"/workspace/webhooks/{endpoint_id}/delete",
                  f"/workspace/webhooks/{endpoint_id}/deliveries/{delivery_id}/redeliver",
                  f"/workspace/webhooks/{own_id}/deliveries/{delivery_id}/redeliver"):
@@ -132,7 +132,7 @@ def test_redelivering_to_a_disabled_endpoint_is_refused_with_a_message(app, hook
     owner.post(f"/workspace/webhooks/{endpoint_id}/test")
     with app.app_context():
         delivery_id = db.session.scalars(select(WebhookDelivery.id)).one()
-    owner.post(f"/workspace/webhooks/{endpoint_id}", data={"url": "http://127.0.0.1:9/hook",
+    owner.post(f"/workspace/webhooks/{endpoint_id}/settings", data={"url": "http://127.0.0.1:9/hook",
                                                            "events": ["generation.completed"]})
     response = owner.post(f"/workspace/webhooks/{endpoint_id}/deliveries/{delivery_id}/redeliver",
                           follow_redirects=True)
