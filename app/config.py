@@ -165,6 +165,18 @@ def load() -> dict:
         "WORKER_GRACE": _float("WORKER_GRACE", 25.0),
         # Tokens reach the Redis stream in batches: the first at once, then at most every STREAM_FLUSH_MS.
         "STREAM_FLUSH_MS": _int("STREAM_FLUSH_MS", 50),
+        # Outbound webhooks (app/webhooks): the SSRF guard, timeouts and the retry schedule.
+        "WEBHOOK_ALLOWED_HOSTS": [h.strip().lower() for h in (os.environ.get("WEBHOOK_ALLOWED_HOSTS") or "").split(",")
+                                  if h.strip()],
+        "WEBHOOK_REQUIRE_HTTPS": _bool("WEBHOOK_REQUIRE_HTTPS", production),
+        "WEBHOOK_TIMEOUT": _float("WEBHOOK_TIMEOUT", 5.0),
+        "WEBHOOK_DEADLINE": _float("WEBHOOK_DEADLINE", 10.0),
+        "WEBHOOK_MAX_RESPONSE_BYTES": _int("WEBHOOK_MAX_RESPONSE_BYTES", 4096),
+        "WEBHOOK_RETRY_BASE": _int("WEBHOOK_RETRY_BASE", 60),
+        "WEBHOOK_RETRY_FACTOR": _int("WEBHOOK_RETRY_FACTOR", 3),
+        "WEBHOOK_RETRY_CAP": _int("WEBHOOK_RETRY_CAP", 8 * 3600),
+        "WEBHOOK_RETRY_WINDOW": _int("WEBHOOK_RETRY_WINDOW", 24 * 3600),
+        "WEBHOOK_RETENTION_DAYS": _int("WEBHOOK_RETENTION_DAYS", 30, minimum=2),
         # Quota
         "FREE_MONTHLY_GENERATIONS": _int("FREE_MONTHLY_GENERATIONS", 20),
         "INVITATION_DAYS": _int("INVITATION_DAYS", 7),

@@ -6,7 +6,8 @@ takes over. A round:
 1. `app.outbox.services.sweep()`: jobs and stream endings that could not be delivered after their commit
    (Redis was down, or the process died in between) are delivered now, or settled if too late;
 2. `app.generation.recovery.recover()`: generations whose RQ job is gone or dead are requeued, or failed
-   and refunded, exactly once, with the final `failed` entry in their stream.
+   and refunded, exactly once, with the final `failed` entry in their stream;
+3. `app.webhooks.services.sweep_due()`: webhook attempts whose back-off time has come are enqueued.
 
 It runs in a child process of the worker host (see `start`); it only waits on the database and Redis.
 """
@@ -29,6 +30,7 @@ from app.extensions import db
 from app.generation import recovery
 from app.generation.recovery import Report
 from app.outbox import services as outbox
+from app.webhooks import services as webhooks
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +45,7 @@ class Round:
     delivered: int
     recovered: Report
     test_runs_refunded: int = 0
+    webhook_attempts: int = 0
 
 
 def run_once(app: Flask) -> Round | None:
@@ -58,7 +61,8 @@ def run_once(app: Flask) -> Round | None:
             try:
                 # A test run's job cannot outlive 2 x JOB_TIMEOUT + 60 s: older ones were lost.
                 lost_after = 2 * app.config["JOB_TIMEOUT"] + 60
-                return Round(outbox.sweep(), recovery.recover(), recover_stale_test_runs(lost_after))
+                return Round(outbox.sweep(), recovery.recover(), recover_stale_test_runs(lost_after),
+                             webhook_attempts=webhooks.sweep_due())  # webhook retries that are due
             finally:
                 db.session.remove()
     finally:

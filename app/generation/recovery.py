@@ -66,6 +66,8 @@ def mark_failed(generation_id: int, message: str, from_states: tuple[str, ...] =
     ).rowcount
     if updated:
         quota.refund(generation_id)
+        from app.webhooks import events as webhook_events
+        webhook_events.generation_failed(db.session, generation_id, message)
     return bool(updated)
 
 

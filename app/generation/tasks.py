@@ -30,6 +30,7 @@ from app.llm import LLMError, LLMInterrupted, stream_chat
 from app.observability import carry_context, log_context, record_error, time_first_token
 from app.quota import services as quota
 from app.jobs import job_app
+from app.webhooks import events as webhook_events
 
 log = logging.getLogger(__name__)
 
@@ -269,6 +270,7 @@ def _store(generation_id: int, results: list[VariantResult], stream: GenerationS
         generation.status = "failed"
         generation.error_message = message
         quota.refund(generation_id)
+        webhook_events.generation_failed(db.session, generation_id, message)
         db.session.commit()
         stream.finish("failed", message=message)
         return "failed"
@@ -295,6 +297,7 @@ def _store(generation_id: int, results: list[VariantResult], stream: GenerationS
     due_alerts = quota.record_due_alerts(moved)
     db.session.refresh(generation)
     refresh_search_document(generation)
+    webhook_events.generation_completed(db.session, generation)
     db.session.commit()
     stream.finish("done")
     quota.send_alert_emails(due_alerts)

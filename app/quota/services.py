@@ -296,6 +296,8 @@ def record_due_alerts(ledger_ids: list[int]) -> list[tuple[QuotaLedger, int]]:
             except IntegrityError:
                 continue
             due.append((ledger, threshold))
+            from app.webhooks import events as webhook_events
+            webhook_events.quota_alert(db.session, ledger, threshold)
     return due
 
 

@@ -10,7 +10,9 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from app.auth.models import User, utcnow
+from app.auth.models import User
+
+from app.core import utcnow
 from app.catalog.models import Template, TemplateVersion
 from app.extensions import db
 from app.generation.models import Generation, Variant

@@ -125,6 +125,16 @@ MATRIX = {
     ("workspace_templates.export", "GET"): ("/workspace/templates/{ws_template}/export", TEAM_MANAGER, None),
     ("workspace_templates.publish", "POST"): ("/workspace/templates/{ws_template}/versions/1/publish", TEAM_MANAGER, {}),
     ("workspace_templates.unpublish", "POST"): ("/workspace/templates/{ws_template}/unpublish", TEAM_MANAGER, {}),
+    # Team -> Webhooks (the team is on Pro: managers get the upgrade page, 402, and change nothing).
+    ("webhooks.index", "GET"): ("/workspace/webhooks", MANAGER, None),
+    ("webhooks.create", "POST"): ("/workspace/webhooks", MANAGER, {"url": ""}),
+    ("webhooks.show", "GET"): ("/workspace/webhooks/{hook}", TEAM_MANAGER, None),
+    ("webhooks.update", "POST"): ("/workspace/webhooks/{hook}/settings", TEAM_MANAGER, {"url": ""}),
+    ("webhooks.rotate", "POST"): ("/workspace/webhooks/{hook}/rotate", TEAM_MANAGER, {}),
+    ("webhooks.send_test", "POST"): ("/workspace/webhooks/{hook}/test", TEAM_MANAGER, {}),
+    ("webhooks.redeliver", "POST"): ("/workspace/webhooks/{hook}/deliveries/{hook_delivery}/redeliver",
+                                     TEAM_MANAGER, {}),
+    ("webhooks.delete", "POST"): ("/workspace/webhooks/{deletable_hook}/delete", TEAM_MANAGER, {}),
     # The site admin console.
     ("admin.index", "GET"): ("/admin", SITE_ADMIN, None),
     ("template_admin.index", "GET"): ("/admin/templates", SITE_ADMIN, None),
@@ -210,6 +220,18 @@ def visitors(app, team, run_worker, make_user):
                                 expires_at=__import__("datetime").datetime(2099, 1, 1))
         db.session.add(invitation)
         db.session.commit()
+        from app.webhooks.models import WebhookDelivery, WebhookEndpoint, WebhookEvent
+        hooks = [WebhookEndpoint(workspace_id=team.workspace_id, url=f"https://example.com/{i}",
+                                 events=["quota.exhausted"], secret=f"whsec_{i}") for i in range(3)]
+        hook_event = WebhookEvent(public_id="evt_matrix", workspace_id=team.workspace_id, type="quota.exhausted",
+                                  payload={})
+        db.session.add_all(hooks + [hook_event])
+        db.session.flush()
+        hook_delivery = WebhookDelivery(workspace_id=team.workspace_id, event_id=hook_event.id,
+                                        endpoint_id=hooks[0].id, status="failed")
+        db.session.add(hook_delivery)
+        db.session.commit()
+        hook_ids, hook_delivery_id = [h.id for h in hooks], hook_delivery.id
         site_admin = db.session.get(User, site_admin_id)
         site_template = versions.create_template(template_data("matrix-site"), author=site_admin, workspace_id=None,
                                                  publish_now=True)
@@ -228,6 +250,7 @@ def visitors(app, team, run_worker, make_user):
             "workspace": team.workspace_id, "generation": generation, "variant": variant_id,
             "voice": voices[0].id, "project": projects[0].id, "invitation": invitation.id,
             "member_membership": member_membership, "owner_membership": owner_membership,
+            "hook": hook_ids[0], "hook_delivery": hook_delivery_id,
             "per_role": {
                 "member": {"deletable_variant": deletable_variants[0], "deletable_voice": voices[1].id,
                            "deletable_project": projects[1].id, "item": items[1].id,
@@ -240,6 +263,8 @@ def visitors(app, team, run_worker, make_user):
                           "item_project": projects[5].id},
             },
         }
+    for role, index in (("member", 1), ("admin", 1), ("owner", 2)):  # members are refused; admin deletes 1
+        ids["per_role"][role]["deletable_hook"] = hook_ids[index]
     clients = {"anon": app.test_client(), "member": team.client("member@example.com"),
                "admin": team.client("admin@example.com"), "owner": owner}
     for role, address in (("other", "other@example.com"), ("site_admin", "root@example.com")):
