@@ -387,3 +387,11 @@ def copy_html(text: str, version) -> "Markup | None":
     if is_plain(version.format, version.max_chars) or not has_markdown(text):
         return None
     return render_markdown(text)
+
+
+@bp.app_context_processor
+def _local_model_values() -> dict:
+    """The local model's preparation for the banner and queued generations (lazy: read only when shown)."""
+    from app.generation import local_model
+
+    return {"local_model_status": local_model.status}
