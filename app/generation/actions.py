@@ -28,16 +28,22 @@ def refund(variant: Variant, user_id: int) -> None:
 
 
 def toggle_item_favourite(variant: Variant, index: int) -> bool:
-    """Star or unstar item `index` (by its text, so edits that keep a line keep its star). False: no such item."""
+    """Star or unstar item `index` (by its text, so edits that keep a line keep its star). False: no such item.
+
+    Starring a line also stars the list (so it is found under History's favourites); the list's own
+    star stays the user's to clear."""
     items = variant.items
     if variant.generation.template_version.format != "list" or not 0 <= index < min(len(items), MAX_ITEMS):
         return False
     starred = [item for item in (variant.favourite_items or []) if item in items]
     item = items[index]
-    starred = [s for s in starred if s != item] if item in starred else starred + [item]
+    if item in starred:
+        starred = [s for s in starred if s != item]
+    else:
+        starred = starred + [item]
+        variant.is_favourite = True  # a list with a starred line shows under History's favourites
     variant.favourite_items = starred
     flag_modified(variant, "favourite_items")
-    variant.is_favourite = bool(starred)
     db.session.commit()
     return True
 

@@ -84,7 +84,7 @@ def test_a_list_shows_one_row_per_item_with_its_own_count_copy_and_star(app, cli
     assert page.count('data-testid="item-over"') == 1  # only the long line is marked
     assert "Copy all" in page
 
-    # Star the second line: stored by its text; the list counts as a favourite.
+    # Star the second line: stored by its text; the list is starred too (History's favourites find it).
     response = client.post(f"/variants/{variant.id}/items/1/favourite")
     assert response.status_code == 200 and 'aria-pressed="true"' in response.get_data(as_text=True)
     with app.app_context():
@@ -93,7 +93,7 @@ def test_a_list_shows_one_row_per_item_with_its_own_count_copy_and_star(app, cli
     client.post(f"/variants/{variant.id}/items/1/favourite")
     with app.app_context():
         stored = db.session.get(Variant, variant.id)
-        assert stored.favourite_items == [] and not stored.is_favourite
+        assert stored.favourite_items == [] and stored.is_favourite  # the list's own star is the user's to clear
     assert client.post(f"/variants/{variant.id}/items/3/favourite").status_code == 404
 
 
