@@ -68,3 +68,30 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def first_hour_figures() -> dict:
+    """Issue 14's figures for `make bench`'s last line: idle footprint of both pools, list compliance (fake LLM)."""
+    from bench import list_compliance
+    from app.llm import LLMSettings
+    from tests.fakes.openai_server import FakeOpenAI
+
+    local_pool = make_run_module().LOCAL_MODEL_POOL
+    bench_names = {"RQ_WORKERS": "BENCH_RQ_WORKERS", "WEB_CONCURRENCY": "BENCH_WEB_WORKERS",
+                   "WEB_THREADS": "BENCH_WEB_THREADS"}
+    default, local = measure({}), measure({bench_names.get(k, k): v for k, v in local_pool.items()})
+    with FakeOpenAI() as fake:
+        settings = LLMSettings(base_url=fake.base_url, api_key="local", model="fake-model", max_attempts=1)
+        plain = list_compliance.run(settings, 10, None, "google-ads-headlines")
+        structured = list_compliance.run(settings, 10, "llama_cpp", "google-ads-headlines")
+    return {"idle_procs_default": default["processes"], "idle_pss_mib_default": default["pss_mib"],
+            "idle_procs_local": local["processes"], "idle_pss_mib_local": local["pss_mib"],
+            "list_ok_plain_fake": f"{plain['both']}/{plain['runs']}",
+            "list_ok_structured_fake": f"{structured['both']}/{structured['runs']}"}
+
+
+def first_hour_keys(m: dict) -> str:
+    """The keys first_hour_figures adds to the last line (after the existing ones), when measured."""
+    keys = ("idle_procs_default", "idle_pss_mib_default", "idle_procs_local", "idle_pss_mib_local",
+            "list_ok_plain_fake", "list_ok_structured_fake")
+    return "".join(f" {key}={m[key]}" for key in keys if key in m)
