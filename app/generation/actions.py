@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from flask import current_app
+from redis.exceptions import RedisError
 from sqlalchemy.orm.attributes import flag_modified
 
 from app.extensions import db
@@ -17,6 +18,10 @@ from app.quota import services as quota
 from app.quota.services import NotRefundable  # noqa: F401 - the views catch it from here
 
 MAX_ITEMS = 50
+
+
+class StopUnavailable(Exception):
+    """The Stop flag could not be set (Redis unreachable) while the generation is running."""
 
 
 def refund(variant: Variant, user_id: int) -> None:
@@ -56,7 +61,11 @@ def stop(generation: Generation) -> None:
         return
     redis = current_app.extensions["redis"]
     config = current_app.config
-    request_stop(redis, generation.id, ttl=config["JOB_TIMEOUT"] * 2)
+    try:
+        request_stop(redis, generation.id, ttl=config["JOB_TIMEOUT"] * 2)
+    except RedisError as exc:
+        if generation.status != "queued":
+            raise StopUnavailable() from exc
     if generation.status == "queued":
         stream = GenerationStream(redis, generation.id, config["STREAM_TTL_SECONDS"])
         fail_and_refund(generation.id, STOPPED_BEFORE_START, stream, ("queued",))

@@ -372,7 +372,13 @@ def favourite_item(variant_id: int, index: int):
 def stop(generation_id: int):
     """Stop: end the variants still being written (refunded); finished ones are kept and charged."""
     generation = _generation_or_404(generation_id)
-    actions.stop(generation)
+    try:
+        actions.stop(generation)
+    except actions.StopUnavailable:
+        message = "Stop is not available right now; the generation goes on and is charged only for what it writes."
+        response = make_response(render_template("partials/_error.html", title="Stop unavailable", message=message), 503)
+        response.headers["X-Message"] = message
+        return response
     if is_htmx():
         return "", 204
     return redirect(url_for("generation.show", generation_id=generation.id))

@@ -194,6 +194,14 @@ def test_the_form_shows_the_cost_before_submitting(app, client, login):
     assert re.search(r"This will use \d+ of your 20 generations left", text), text
 
 
+def test_the_live_counter_has_one_form_for_lists(app, client, login):
+    login()
+    generation_id = submit(client, app, "google-ads-headlines", variants=2)
+    pane = client.get(f"/generations/{generation_id}/variants").get_data(as_text=True)
+    assert pane.count("longest line 0 / 30") == 2 and "(longest line)" not in pane
+    assert 'data-action="stop"' in pane
+
+
 # ---------------------------------------------------------------- Stop
 
 def test_stop_while_queued_refunds_everything_before_it_starts(app, client, login, run_worker, fake_llm):
