@@ -59,7 +59,8 @@ def load_dotenv() -> None:
 def size_for_local_model(env: MutableMapping[str, str]) -> None:
     """Fewer processes and threads in front of the local model (unless set by hand): LOCAL_MODEL_POOL."""
     for key, value in LOCAL_MODEL_POOL.items():
-        env.setdefault(key, value)
+        if not env.get(key):  # unset, or left empty as in .env.example
+            env[key] = value
 
 
 def flask(*args: str) -> None:

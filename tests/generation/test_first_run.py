@@ -39,6 +39,12 @@ def test_make_run_starts_the_app_and_builds_the_local_model_beside_it(monkeypatc
     assert env["LLM_LOCAL_DRAFT"] == "1" and env["OPENAI_BASE_URL"] == "http://127.0.0.1:8008/v1"
 
 
+def test_settings_left_empty_get_the_local_pool_and_set_ones_are_kept():
+    env = {"RQ_WORKERS": "", "WORKER_THREADS": "8"}
+    run.processes(env, instance=ROOT / "instance")
+    assert (env["RQ_WORKERS"], env["WORKER_THREADS"]) == ("1", "8")
+
+
 def test_a_configured_model_skips_the_local_one():
     env = {"OPENAI_API_KEY": "sk-test", "REDIS_URL": "redis://127.0.0.1:1/0"}
     procs = run.processes(env)
