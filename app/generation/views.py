@@ -400,4 +400,6 @@ def _local_model_values() -> dict:
     """The local model's preparation for the banner and queued generations (lazy: read only when shown)."""
     from app.generation import local_model
 
-    return {"local_model_status": local_model.status}
+    config = current_app.config
+    return {"local_model_status": local_model.status,
+            "model_connected": bool(config.get("OPENAI_API_KEY") or config.get("OPENAI_BASE_URL"))}

@@ -107,6 +107,15 @@ def test_the_banner_shows_the_progress_in_plain_words(app, client, login, prepar
     assert "Preparing the local model" not in page and "small practice model" in page
 
 
+def test_with_no_model_connected_the_first_page_says_so_in_plain_words(app, client, login, monkeypatch):
+    monkeypatch.setitem(app.config, "OPENAI_API_KEY", None)
+    monkeypatch.setitem(app.config, "OPENAI_BASE_URL", None)
+    login()
+    page = client.get("/templates").get_data(as_text=True)
+    assert "No writing model is connected yet" in page and "connect OpenAI" in page
+    assert "OPENAI_" not in page
+
+
 def test_generations_wait_in_the_queue_while_the_model_is_prepared(app, client, login, preparing):
     login()
     generation_id = submit(client, app, "x-post", variants=1)
