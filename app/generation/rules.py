@@ -17,8 +17,11 @@ class RuleCheck:
 # Chatter a model puts around the copy. Only whole lines at the start or end are dropped, and only
 # when they match one of these shapes, so copy that merely starts with "Sure" stays.
 _PREAMBLE = re.compile(
-    r"^(?:(?:sure|certainly|of course|absolutely|okay|ok|great|alright)\s*[!.,:]\s*(?:(?:here|below)\b[^\n]*|[^\n]{0,60}[!:])?$"
-    r"|here(?:'s| is| are)\b[^\n]{0,120}:?$"
+    r"^(?:(?:sure|certainly|of course|absolutely|okay|ok|great|alright)\s*[!.,:]\s*"
+    r"(?:(?:here|below)\b[^\n]*|[^\n]{0,60}\b(?:i|i'd|i'll|i've|happy|glad|help)\b[^\n]{0,60})?$"
+    r"|here(?:'s| is| are)\b[^\n]{0,120}(?::|\.\.\.|…)$"
+    r"|here(?:'s| is| are) (?:a|an|the|some|your|my|\d+)\b[^\n]{0,80}\b(?:version|headlines?|options?|variants?"
+    r"|taglines?|slogans?|subject lines?|list|ideas?|rewrite|descriptions?|captions?)\b[^\n]{0,60}$"
     r"|(?:below|following) (?:is|are)\b[^\n]{0,120}:$)",
     re.IGNORECASE,
 )

@@ -38,7 +38,12 @@ def test_plain_copy_loses_preamble_label_and_markdown_but_keeps_its_words():
     raw = "Certainly! Here's a post:\nProduct: **BREWING:** fresh beans, daily.\n\nI hope this helps!"
     assert clean_output(raw, "single", ("Product",), plain=True) == "BREWING: fresh beans, daily."
     # Copy that merely starts like chatter is kept.
-    assert clean_output("Sure beats cold coffee.", "single", (), plain=True) == "Sure beats cold coffee."
+    for copy in ("Sure beats cold coffee.", "Great, our coffee is the best!", "Here is the mug you have waited for.",
+                 "Here's your new favourite mug."):
+        assert clean_output(copy + "\nSecond line.", "single", (), plain=True) == copy + "\nSecond line."
+    for chatter in ("Sure, I can help with that!", "Here's a rewritten version...", "Here are 3 options for you",
+                    "Great! Here you go:", "Below are the headlines:"):
+        assert clean_output(chatter + "\nFresh beans daily.", "single", (), plain=True) == "Fresh beans daily."
 
 
 def test_long_copy_keeps_markdown_and_renders_it_sanitised():
