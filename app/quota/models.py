@@ -94,8 +94,9 @@ class VariantRefund(db.Model):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    variant_id: Mapped[int] = mapped_column(
-        ForeignKey("variants.id", ondelete="CASCADE", name="fk_variant_refunds_variant_id_variants"))
+    # SET NULL: deleting the variant later keeps the ledger's record of the refund.
+    variant_id: Mapped[int | None] = mapped_column(
+        ForeignKey("variants.id", ondelete="SET NULL", name="fk_variant_refunds_variant_id_variants"))
     generation_id: Mapped[int] = mapped_column(
         ForeignKey("generations.id", ondelete="CASCADE", name="fk_variant_refunds_generation_id_generations"),
         index=True)

@@ -23,7 +23,7 @@ def upgrade():
     op.create_table(
         'variant_refunds',
         sa.Column('id', sa.Integer(), nullable=False),
-        sa.Column('variant_id', sa.Integer(), nullable=False),
+        sa.Column('variant_id', sa.Integer(), nullable=True),
         sa.Column('generation_id', sa.Integer(), nullable=False),
         sa.Column('ledger_id', sa.Integer(), nullable=False),
         sa.Column('amount', sa.Integer(), nullable=False),
@@ -31,7 +31,7 @@ def upgrade():
         sa.Column('user_id', sa.Integer(), nullable=True),
         sa.Column('created_at', sa.DateTime(), server_default=sa.text('(CURRENT_TIMESTAMP)'), nullable=False),
         sa.ForeignKeyConstraint(['variant_id'], ['variants.id'], name='fk_variant_refunds_variant_id_variants',
-                                ondelete='CASCADE'),
+                                ondelete='SET NULL'),
         sa.ForeignKeyConstraint(['generation_id'], ['generations.id'],
                                 name='fk_variant_refunds_generation_id_generations', ondelete='CASCADE'),
         sa.ForeignKeyConstraint(['ledger_id'], ['quota_ledgers.id'],
