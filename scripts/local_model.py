@@ -54,21 +54,22 @@ class Status:
         self.redis = None
         if redis_url:
             import redis
-            self.redis = redis.Redis.from_url(redis_url, socket_timeout=2, socket_connect_timeout=2)
+            self.redis = redis.Redis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=5)
         self._last = 0.0
 
-    def set(self, state: str, done: int = 0, total: int = 0, message: str = "", force: bool = True) -> None:
+    def set(self, state: str, done: int = 0, total: int = 0, message: str = "", force: bool = True) -> bool:
+        """Record the state; True when Redis took it (progress lines are throttled to one a second)."""
         now = time.monotonic()
         if not force and now - self._last < 1.0:
-            return
+            return False
         self._last = now
         value = json.dumps({"state": state, "done": done, "total": total, "message": message, "at": time.time()})
         if self.redis is None:
-            return
+            return False
         try:
-            self.redis.set(STATUS_KEY, value, ex=7 * 24 * 3600)
+            return bool(self.redis.set(STATUS_KEY, value, ex=7 * 24 * 3600))
         except Exception:  # noqa: BLE001 - Redis not up yet; the next line of progress tries again
-            pass
+            return False
 
 
 def parse_progress(line: str) -> tuple[int, int] | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from flask import current_app, g, has_request_context
+from flask import current_app
 from redis.exceptions import RedisError
 
 LABELS = {"building": "compiling", "installing": "installing the model", "starting": "starting",
@@ -35,11 +35,13 @@ class LocalModelStatus:
 
 
 def status() -> LocalModelStatus | None:
-    """The local model's state, once per request; None when no local model is in use or nothing is known."""
+    """The local model's state (one Redis GET); None when no local model is in use or nothing is known.
+
+    Read each time it is asked (a page asks once or twice), not cached on `g`: `g` lives as long as the
+    app context, which can span several requests when one is already pushed (tests, CLI).
+    """
     if not current_app.config.get("LLM_LOCAL_DRAFT"):
         return None
-    if has_request_context() and "local_model_status" in g:
-        return g.local_model_status
     result = None
     try:
         raw = current_app.extensions["redis"].get(current_app.config["LOCAL_MODEL_STATUS_KEY"])
@@ -48,6 +50,4 @@ def status() -> LocalModelStatus | None:
             result = LocalModelStatus(str(data.get("state", "")), int(data.get("done") or 0), int(data.get("total") or 0))
     except (RedisError, ValueError, TypeError):
         result = None
-    if has_request_context():
-        g.local_model_status = result
     return result

@@ -91,7 +91,7 @@ def preparing(app, monkeypatch):
     status = local_model.Status(app.config["REDIS_URL"])
     key = app.config["LOCAL_MODEL_STATUS_KEY"]
     monkeypatch.setattr(local_model, "STATUS_KEY", key)
-    status.set("building", 112, 193)
+    assert status.set("building", 112, 193)
     yield status
     app.extensions["redis"].delete(key)
 
@@ -102,7 +102,7 @@ def test_the_banner_shows_the_progress_in_plain_words(app, client, login, prepar
     assert "Preparing the local model: 112/193." in page
     assert "connect OpenAI or your company" in page
     assert "OPENAI_" not in page  # settings names are for the operator's page and the README
-    preparing.set("ready")
+    assert preparing.set("ready")
     page = client.get("/templates").get_data(as_text=True)
     assert "Preparing the local model" not in page and "small practice model" in page
 
