@@ -4,8 +4,8 @@
     python -m scripts.local_model wait CMD...          wait until the model server answers, then exec CMD
 
 `make run` starts Redis, the web app and the stream server at once; the model is prepared beside
-them (`serve`): compiling llama-cpp-python takes 5 to 30 minutes depending on the machine (27 min
-measured on a busy 2-core machine). Its progress ("112/193", from the compiler's `[n/total]` lines)
+them (`serve`): compiling llama-cpp-python takes from 5 minutes (fast, idle machine) to over half an
+hour (27 min measured on a busy 2-core machine). Its progress ("112/193", from the compiler's `[n/total]` lines)
 goes to a Redis key the app reads for its banner (app/generation/local_model.py). The workers start
 with `wait`: until the model answers they take no jobs, so generations submitted meanwhile wait in
 the queue (RQ keeps them) and then run, instead of failing against a model that is not there.
@@ -84,7 +84,7 @@ def build(status: Status, python: str = sys.executable) -> None:
     if importlib.util.find_spec("llama_cpp") is None:
         status.set("building", message="Compiling llama-cpp-python")
         print("==> Building llama-cpp-python for the bundled local model in the background "
-              f"(5-30 minutes; full log: {log_path.relative_to(ROOT)}). The app is usable meanwhile.", flush=True)
+              f"(5 to 30+ minutes; full log: {log_path.relative_to(ROOT)}). The app is usable meanwhile.", flush=True)
         env = dict(os.environ)
         env.setdefault("CMAKE_BUILD_PARALLEL_LEVEL", str(max(1, (os.cpu_count() or 2) - 1)))
         with open(log_path, "w") as log:

@@ -8,7 +8,7 @@ Starts, under one honcho process (Ctrl-C stops them all):
   llm     the bundled SmolLM2-135M-Instruct served by llama-cpp-python's
           OpenAI-compatible server, when neither OPENAI_API_KEY nor
           OPENAI_BASE_URL is set. It is built in the background on first use
-          (5-30 minutes, see scripts/local_model.py): the app is usable at once,
+          (5 to 30+ minutes, see scripts/local_model.py): the app is usable at once,
           the banner shows the build's progress, and the workers start taking
           generations (which wait in the queue meanwhile) once the model answers.
           With the local model the pool is sized for it: one worker process with
@@ -178,7 +178,7 @@ def main() -> None:
     # `exec`: the shell becomes the command, so signals and the parent-death signal reach it.
     procfile.write_text("".join(f"{name}: exec {cmd}\n" for name, cmd in procs.items()))
     if "llm" in procs and not local_model.is_built():
-        print("\n==> The local model is built in the background (5-30 minutes, once). Copydeck is usable now;",
+        print("\n==> The local model is built in the background (5 to 30+ minutes, once). Copydeck is usable now;",
               flush=True)
         print("    generations wait in the queue until the model is ready. To skip it, stop (Ctrl-C) and set",
               flush=True)
