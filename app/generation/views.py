@@ -363,7 +363,8 @@ def favourite_item(variant_id: int, index: int):
     """Star or unstar one item of a list variant (a list with a starred item counts as a favourite)."""
     variant = _variant_or_404(variant_id)
     if not actions.toggle_item_favourite(variant, index):
-        abort(404)
+        return render_template("partials/_error.html", title="No such line",
+                               message="Only the lines of a list can be starred; reload the page to see the list."), 422
     return _card(variant)
 
 

@@ -99,7 +99,7 @@ def test_a_list_shows_one_row_per_item_with_its_own_count_copy_and_star(app, cli
     with app.app_context():
         stored = db.session.get(Variant, variant.id)
         assert stored.favourite_items == [] and stored.is_favourite  # the list's own star is the user's to clear
-    assert client.post(f"/variants/{variant.id}/items/3/favourite").status_code == 404
+    assert client.post(f"/variants/{variant.id}/items/3/favourite").status_code == 422  # no such line
 
 
 def test_list_templates_ask_for_exactly_n_items_with_structured_output(app, client, login, run_worker, fake_llm,
