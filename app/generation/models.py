@@ -89,9 +89,43 @@ class Variant(db.Model):
     rating: Mapped[int] = mapped_column(default=0)  # -1, 0, +1
     created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
     edited_at: Mapped[datetime | None]
+    # "Not usable: refund": set once, by one conditional UPDATE (app/quota/refunds.py); kept in history.
+    refunded_at: Mapped[datetime | None]
+    # List variants: the starred items, by their text (items are the stored text's lines, see list_items).
+    favourite_items: Mapped[list[str] | None] = mapped_column(JSON)
 
     generation: Mapped[Generation] = relationship(back_populates="variants", foreign_keys=[generation_id])
 
     @property
     def char_count(self) -> int:
         return len(self.text)
+
+    @property
+    def unusable_reason(self) -> str | None:
+        """Why this variant is not usable copy as delivered ("cut_off", "over_limit"), or None.
+
+        Only the model's own output counts: once edited, the text is the user's, and an
+        over-limit edit is theirs to shorten (no refund is offered then).
+        """
+        if self.edited_at is not None:
+            return None
+        if self.cut_off:
+            return "cut_off"
+        if self.over_limit:
+            return "over_limit"
+        return None
+
+    @property
+    def is_refunded(self) -> bool:
+        return self.refunded_at is not None
+
+    @property
+    def is_copyable(self) -> bool:
+        """Whether it may be copied or exported (a refunded variant was not paid for)."""
+        return self.refunded_at is None
+
+    @property
+    def items(self) -> list[str]:
+        """A list variant's items (one per non-empty line); a single block is one item."""
+        from app.generation.rules import list_items
+        return list_items(self.text)

@@ -22,7 +22,9 @@ from app.core import utcnow
 from app.extensions import db
 from app.generation.models import Generation, Variant
 from app.generation.recovery import INTERRUPTED, mark_failed
-from app.generation.rules import check, clean_output, repair_instruction
+from app.generation.rules import check, repair_instruction
+from app.generation import output as copy_output
+from app.generation.stop import STOPPED_BEFORE_START, GenerationStopped, StopWatch, is_stopped, partial_message
 from app.generation.services import refresh_search_document
 from app.generation.streams import GenerationStream
 from app.llm.settings import effective_temperature, for_template
@@ -43,6 +45,7 @@ class VariantResult:
     over_limit: bool = False
     repaired: bool = False
     cut_off: bool = False
+    stopped: bool = False
     prompt_tokens: int = 0
     completion_tokens: int = 0
     model: str = ""
@@ -116,6 +119,10 @@ def _run(generation_id: int) -> str:
         log.info("generation %s: already %s, skipping", generation_id, generation.status)
         return generation.status
     config = current_app.config
+    if is_stopped(current_app.extensions["redis"], generation_id):
+        stream = GenerationStream(current_app.extensions["redis"], generation_id, config["STREAM_TTL_SECONDS"])
+        fail_and_refund(generation_id, STOPPED_BEFORE_START, stream, ("queued",))
+        return "stopped"
     version = generation.template_version
     # The template's own model and parameters, falling back to the site default; a workspace
     # template's max tokens are clamped to the operator's ceiling (the model was checked at submit).
@@ -136,6 +143,9 @@ def _run(generation_id: int) -> str:
     ]
     temperature = effective_temperature(generation.creativity, version.temperature)
     count = generation.variant_count
+    # How list variants are asked for and cleaned (structured output, labels to strip): app/generation/output.py
+    shape = copy_output.OutputShape.for_generation(generation, config)
+    stop_watch = StopWatch(redis, generation_id)
     db.session.commit()
     stream.started()
     log.info("generation %s: %s variants with %s", generation_id, count, settings.model)
@@ -143,12 +153,13 @@ def _run(generation_id: int) -> str:
     def produce(position: int) -> VariantResult:
         result = VariantResult(position)
         try:
+            stop_watch.check()
+            live = shape.live(position, stream, stop_watch)
             completion = stream_chat(
                 settings, messages, temperature=temperature, deadline_at=deadline_at, max_tokens=max_tokens,
-                on_token=lambda piece: stream.token(position, piece),
-                on_restart=lambda: stream.reset(position),
+                on_token=live.token, on_restart=live.reset, response_format=shape.response_format,
             )
-            text = clean_output(completion.text, fmt)
+            text = shape.clean(completion.text, live)
             result.cut_off = completion.cut_off
             result.prompt_tokens += completion.prompt_tokens
             result.completion_tokens += completion.completion_tokens
@@ -158,24 +169,24 @@ def _run(generation_id: int) -> str:
                 # One repair request; if it is still over, it is shown flagged, never cut.
                 stream.reset(position)
                 repair_messages = messages + [
-                    {"role": "assistant", "content": text},
+                    {"role": "assistant", "content": shape.as_answer(text)},
                     {"role": "user", "content": repair_instruction(fmt, limit, verdict)},
                 ]
+                live = shape.live(position, stream, stop_watch)
                 try:
                     repaired = stream_chat(
                         settings, repair_messages, temperature=min(temperature, 0.5),
                         deadline_at=deadline_at, max_tokens=max_tokens,
-                        on_token=lambda piece: stream.token(position, piece),
-                        on_restart=lambda: stream.reset(position),
+                        on_token=live.token, on_restart=live.reset, response_format=shape.response_format,
                     )
                     result.prompt_tokens += repaired.prompt_tokens
                     result.completion_tokens += repaired.completion_tokens
-                    repaired_text = clean_output(repaired.text, fmt)
+                    repaired_text = shape.clean(repaired.text, live)
                     if repaired_text:
                         text = repaired_text
                         result.repaired = True
                         result.cut_off = repaired.cut_off
-                except LLMInterrupted:
+                except (LLMInterrupted, GenerationStopped):
                     raise
                 except LLMError as exc:
                     log.warning("generation %s variant %s: repair failed: %s", generation_id, position, exc)
@@ -187,6 +198,10 @@ def _run(generation_id: int) -> str:
             stream.variant(position, text, result.over_limit)
         except LLMInterrupted as exc:
             result.error = exc
+        except GenerationStopped as exc:
+            # What this variant had written is dropped (not charged); finished ones are kept.
+            result.error, result.stopped = exc, True
+            stream.reset(position)
         except LLMError as exc:
             log.warning("generation %s variant %s failed: %s", generation_id, position, exc)
             record_error("variant_failed", redis)
@@ -289,10 +304,7 @@ def _store(generation_id: int, results: list[VariantResult], stream: GenerationS
     failed = len(results) - len(succeeded)
     generation.status = "succeeded"
     if failed:
-        generation.error_message = (
-            f"{failed} of {len(results)} variants could not be generated; "
-            f"you were charged for {len(succeeded)}."
-        )
+        generation.error_message = partial_message(len(results), len(succeeded), sum(r.stopped for r in results))
     moved = quota.settle(generation_id, used=len(succeeded))
     due_alerts = quota.record_due_alerts(moved)
     db.session.refresh(generation)

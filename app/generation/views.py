@@ -22,6 +22,7 @@ from app.generation.live import StreamLease, TooManyStreams
 from app.generation.streams import EXPIRED_EVENT, RETRY_LINE, iter_sse, partial_texts
 from app.outbox import services as outbox
 from app.quota.services import QuotaExceeded
+from app.generation import actions
 from app.web import htmx_redirect, is_htmx, workspace_required
 from app.workspaces.services import get_in_workspace_or_404, variant_in_workspace_or_404
 
@@ -117,7 +118,7 @@ def write(slug: str):
         status = 422
     return render_template(
         "generation/write.html", template=template, version=version, form=form,
-        fields=template_fields(form, version),
+        fields=template_fields(form, version), cost=actions.cost_line(g.workspace, current_user.id, form),
     ), status
 
 
@@ -339,3 +340,67 @@ def delete(variant_id: int):
 def more(variant_id: int):
     variant = _variant_or_404(variant_id)
     return _start_again(lambda: services.more_like(variant, current_user, g.workspace), variant.generation)
+
+
+@bp.route("/variants/<int:variant_id>/refund", methods=["POST"])
+@workspace_required
+@limiter.limit("60 per minute")
+def refund(variant_id: int):
+    """"Not usable: refund": one flagged variant back into the allowance, once; kept in history, marked."""
+    variant = _variant_or_404(variant_id)
+    try:
+        actions.refund(variant, current_user.id)
+    except actions.NotRefundable:
+        message = "Only a variant flagged as not usable (cut off, or over its limit), unedited, can be refunded, once."
+        return render_template("partials/_error.html", title="Not refundable", message=message), 422
+    return render_template("generation/_variant.html", variant=variant, version=variant.generation.template_version,
+                           oob_quota=True)
+
+
+@bp.route("/variants/<int:variant_id>/items/<int:index>/favourite", methods=["POST"])
+@workspace_required
+def favourite_item(variant_id: int, index: int):
+    """Star or unstar one item of a list variant (a list with a starred item counts as a favourite)."""
+    variant = _variant_or_404(variant_id)
+    if not actions.toggle_item_favourite(variant, index):
+        return render_template("partials/_error.html", title="No such line",
+                               message="Only the lines of a list can be starred; reload the page to see the list."), 422
+    return _card(variant)
+
+
+@bp.route("/generations/<int:generation_id>/stop", methods=["POST"])
+@workspace_required
+def stop(generation_id: int):
+    """Stop: end the variants still being written (refunded); finished ones are kept and charged."""
+    generation = _generation_or_404(generation_id)
+    try:
+        actions.stop(generation)
+    except actions.StopUnavailable:
+        message = "Stop is not available right now; the generation goes on and is charged only for what it writes."
+        response = make_response(render_template("partials/_error.html", title="Stop unavailable", message=message), 503)
+        response.headers["X-Message"] = message
+        return response
+    if is_htmx():
+        return "", 204
+    return redirect(url_for("generation.show", generation_id=generation.id))
+
+
+@bp.app_template_global("copy_html")
+def copy_html(text: str, version) -> "Markup | None":
+    """Sanitised HTML for a long single block written in Markdown; None: show it as plain text."""
+    from app.generation.markup import has_markdown, render_markdown
+    from app.generation.rules import is_plain
+
+    if is_plain(version.format, version.max_chars) or not has_markdown(text):
+        return None
+    return render_markdown(text)
+
+
+@bp.app_context_processor
+def _local_model_values() -> dict:
+    """The local model's preparation for the banner and queued generations (lazy: read only when shown)."""
+    from app.generation import local_model
+
+    config = current_app.config
+    return {"local_model_status": local_model.status,
+            "model_connected": bool(config.get("OPENAI_API_KEY") or config.get("OPENAI_BASE_URL"))}

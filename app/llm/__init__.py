@@ -342,8 +342,11 @@ def stream_chat(
     on_token: Callable[[str], None] | None = None,
     on_restart: Callable[[], None] | None = None,
     max_tokens: int | None = None,
+    response_format: dict | None = None,
 ) -> Completion:
     """Stream one chat completion, calling on_token for every piece of text.
+
+    `response_format` (structured output, e.g. a JSON schema) is passed through as given.
 
     A transient failure restarts the completion from scratch (on_restart tells
     the listener to discard what it showed) until the attempts or the deadline
@@ -372,6 +375,7 @@ def stream_chat(
                 stream=True,
                 stream_options={"include_usage": True},
                 timeout=min(settings.request_timeout, remaining),
+                **({"response_format": response_format} if response_format else {}),
             ) as response:
                 # Released before the connection goes back to the pool, so a late stop cannot hit another call.
                 token = watchdog.watch(deadline_at, _socket_stopper(response))

@@ -88,3 +88,30 @@ class QuotaAlert(db.Model):
     ledger_id: Mapped[int] = mapped_column(ForeignKey("quota_ledgers.id", ondelete="CASCADE"))
     threshold: Mapped[int]
     created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
+
+
+class VariantRefund(db.Model):
+    """One refunded variant on one ledger ("Not usable: refund"): the record that it happened, who
+    asked and why. Unique per (variant, ledger), so the same variant can never be refunded twice."""
+
+    __tablename__ = "variant_refunds"
+    __table_args__ = (
+        UniqueConstraint("variant_id", "ledger_id", name="uq_variant_refunds_variant_id"),
+        CheckConstraint("amount > 0", name="ck_variant_refunds_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # SET NULL: deleting the variant later keeps the ledger's record of the refund.
+    variant_id: Mapped[int | None] = mapped_column(
+        ForeignKey("variants.id", ondelete="SET NULL", name="fk_variant_refunds_variant_id_variants"))
+    generation_id: Mapped[int] = mapped_column(
+        ForeignKey("generations.id", ondelete="CASCADE", name="fk_variant_refunds_generation_id_generations"),
+        index=True)
+    ledger_id: Mapped[int] = mapped_column(
+        ForeignKey("quota_ledgers.id", ondelete="CASCADE", name="fk_variant_refunds_ledger_id_quota_ledgers"),
+        index=True)
+    amount: Mapped[int]
+    reason: Mapped[str] = mapped_column(String(20))
+    user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL", name="fk_variant_refunds_user_id_users"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())

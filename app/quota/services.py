@@ -18,9 +18,10 @@ from datetime import date, datetime, timezone
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.attributes import set_committed_value
 
 from app.extensions import db
-from app.quota.models import QuotaAlert, QuotaCharge, QuotaLedger
+from app.quota.models import QuotaAlert, QuotaCharge, QuotaLedger, VariantRefund
 from app.workspaces.models import Membership, Workspace
 
 log = logging.getLogger(__name__)
@@ -321,3 +322,46 @@ def send_alert_emails(due: list[tuple[QuotaLedger, int]]) -> None:
                           pool=ledger.subject == "pool", period_end=end)
             except Exception:  # noqa: BLE001 - a mail outage must not fail the generation
                 log.exception("could not send the %s%% quota email to %s", threshold, user.email)
+
+
+class NotRefundable(Exception):
+    """The variant is usable, already refunded, edited, or its generation was not charged for it."""
+
+
+def refund_variant(variant, user_id: int | None) -> list[int]:
+    """"Not usable: refund": give back the one generation a flagged variant cost, once.
+
+    One conditional UPDATE on the variant (refunded_at IS NULL) decides who refunds; the winner
+    records a VariantRefund per ledger the generation was charged on (unique per variant and
+    ledger) and moves one unit from `used` back, lowering the settled charge the same way, so
+    Usage pages agree with the ledger. The caller commits. Returns the ledgers moved.
+    """
+    from app.generation.models import Variant
+
+    reason = variant.unusable_reason
+    if reason is None or variant.refunded_at is not None:
+        raise NotRefundable()
+    charges = db.session.scalars(select(QuotaCharge).where(
+        QuotaCharge.generation_id == variant.generation_id, QuotaCharge.state == "settled",
+        QuotaCharge.amount >= 1)).all()
+    if not charges:
+        raise NotRefundable()
+    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    claimed = db.session.execute(
+        update(Variant).where(Variant.id == variant.id, Variant.refunded_at.is_(None)).values(refunded_at=now)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if claimed != 1:
+        raise NotRefundable()
+    moved = []
+    for charge in charges:
+        db.session.add(VariantRefund(variant_id=variant.id, generation_id=variant.generation_id,
+                                     ledger_id=charge.ledger_id, amount=1, reason=reason, user_id=user_id))
+        db.session.execute(update(QuotaCharge).where(QuotaCharge.id == charge.id, QuotaCharge.amount >= 1)
+                           .values(amount=QuotaCharge.amount - 1).execution_options(synchronize_session=False))
+        db.session.execute(update(QuotaLedger).where(QuotaLedger.id == charge.ledger_id, QuotaLedger.used >= 1)
+                           .values(used=QuotaLedger.used - 1).execution_options(synchronize_session=False))
+        moved.append(charge.ledger_id)
+    db.session.flush()
+    set_committed_value(variant, "refunded_at", now)
+    return moved

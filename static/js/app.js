@@ -17,7 +17,8 @@
     var limit = parseInt(el.dataset.limit || "", 10);
     var c = countFor(text, el.dataset.format);
     var shown = el.dataset.format === "list" && limit ? c.longest : c.total;
-    el.textContent = limit ? shown + " / " + limit + (el.dataset.format === "list" ? " (longest line)" : "") : c.total + " chars";
+    // One form while streaming and once stored: "longest line 12 / 30" for lists, "120 / 150" otherwise.
+    el.textContent = limit ? (el.dataset.format === "list" ? "longest line " : "") + shown + " / " + limit : c.total + " chars";
     el.classList.toggle("over", !!limit && shown > limit);
   }
 
@@ -123,7 +124,8 @@
     if (!button) return;
     var source = document.querySelector(button.dataset.copy);
     if (!source) return;
-    var text = source.textContent;
+    // Rendered Markdown is copied as the text a reader sees (paragraphs kept); everything else as stored.
+    var text = source.classList.contains("markdown") ? source.innerText : source.textContent;
     function done() {
       var label = button.querySelector("span") || button;
       var old = label.textContent;
@@ -145,6 +147,21 @@
     try { document.execCommand("copy"); } catch (err) { /* nothing else to try */ }
     document.body.removeChild(area);
   }
+
+  // The generate form's cost line follows the variant count ("This will use 3 of your 12 left").
+  function renderCost(input) {
+    var line = document.querySelector("[data-cost-line]");
+    if (!line || !input) return;
+    var n = Math.max(1, parseInt(input.value || "1", 10) || 1);
+    var left = parseInt(line.dataset.remaining, 10);
+    line.querySelector("[data-role=cost]").textContent = n;
+    line.classList.toggle("over", n > left);
+    var short = line.querySelector("[data-role=short]");
+    if (short) short.hidden = n <= left;
+  }
+  document.addEventListener("input", function (e) {
+    if (e.target.matches && e.target.matches("#generate-form [name=variant_count]")) renderCost(e.target);
+  });
 
   document.addEventListener("input", function (e) {
     var area = e.target;

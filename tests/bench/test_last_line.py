@@ -8,7 +8,7 @@ from bench.run import last_line, metrics
 LAST_LINE = re.compile(
     r"^ttft_added_ms=-?\d+ total_ratio=\d+\.\d\d burst_p95_ratio=\d+\.\d\d burst_errors=\d+ "
     r"burst300_p95_ratio=\d+\.\d\d burst300_errors=\d+ cpu_ratio=\d+\.\d\d cpu_ms_per_gen=\d+ "
-    r"mib_per_inflight=-?\d+\.\d\d$")
+    r"mib_per_inflight=-?\d+\.\d\d( [a-z0-9_]+=[0-9./]+)*$")  # then the first-hour keys (bench/footprint.py)
 
 
 def _burst(users: int, p95: float, errors: int, cpu: dict, memory: dict | None = None) -> dict:
@@ -33,3 +33,15 @@ def test_figures_and_last_line_from_a_report():
     assert LAST_LINE.match(line), line
     assert line == ("ttft_added_ms=25 total_ratio=1.02 burst_p95_ratio=2.00 burst_errors=0 burst300_p95_ratio=3.00 "
                     "burst300_errors=2 cpu_ratio=1.50 cpu_ms_per_gen=60 mib_per_inflight=2.00")
+
+
+def test_the_first_hour_keys_follow_the_existing_ones():
+    from bench.footprint import first_hour_keys
+    m = {"ttft_added_ms": 25, "total_ratio": 1.0, "burst_p95_ratio": 2.0, "burst_errors": 0, "burst300_p95_ratio": 3.0,
+         "burst300_errors": 0, "cpu_ratio": 1.5, "cpu_ms_per_gen": 60, "mib_per_inflight": 2.0,
+         "idle_procs_default": 12, "idle_pss_mib_default": 900.5, "idle_procs_local": 7, "idle_pss_mib_local": 500.1,
+         "list_ok_plain_fake": "0/10", "list_ok_structured_fake": "10/10"}
+    line = last_line(m)
+    assert LAST_LINE.match(line), line
+    assert line.endswith(" mib_per_inflight=2.00" + first_hour_keys(m))
+    assert line.endswith("idle_procs_local=7 idle_pss_mib_local=500.1 list_ok_plain_fake=0/10 list_ok_structured_fake=10/10")

@@ -338,6 +338,23 @@ def _messages(body: Any) -> list:
     return []
 
 
+def _list_schema(body: Any) -> Optional[dict]:
+    """The array schema under "items" of a structured-output request, in either dialect accepted:
+    OpenAI's {"type": "json_schema", "json_schema": {"schema": ...}} or llama.cpp's
+    {"type": "json_object", "schema": ...}. None without one (or for any other shape)."""
+    fmt = body.get("response_format") if isinstance(body, dict) else None
+    if not isinstance(fmt, dict):
+        return None
+    if fmt.get("type") == "json_schema":
+        schema = (fmt.get("json_schema") or {}).get("schema")
+    elif fmt.get("type") == "json_object":
+        schema = fmt.get("schema")
+    else:
+        return None
+    items = ((schema or {}).get("properties") or {}).get("items")
+    return items if isinstance(items, dict) and items.get("type") == "array" else None
+
+
 def _prompt_tokens(body: Any) -> int:
     return sum(len(_content_text(m.get("content")).split()) for m in _messages(body))
 
@@ -932,6 +949,10 @@ class FakeOpenAI:
     def _default_text(self, body: dict, n: int) -> str:
         if self.default_reply is not None:
             return str(self.default_reply(body))
+        schema = _list_schema(body)
+        if schema is not None:  # structured output: as many short items as the schema asks for
+            count = int(schema.get("minItems") or 3)
+            return json.dumps({"items": [f"Item {i} #{n}" for i in range(1, count + 1)]})
         return f"Variant copy for: {_last_user_text(body)[:40]} #{n}"
 
     def _model_obj(self) -> dict:

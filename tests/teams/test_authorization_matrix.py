@@ -76,6 +76,11 @@ MATRIX = {
     ("generation.rate", "POST"): ("/variants/{variant}/rate", TEAM_OBJECT, {"value": "up"}),
     ("generation.more", "POST"): ("/variants/{variant}/more", TEAM_OBJECT, {}),
     ("generation.delete", "POST"): ("/variants/{deletable_variant}/delete", TEAM_OBJECT, {}),
+    # issue 14: a usable variant is not refundable (422), a single block has no lines to star (422),
+    # a finished generation has nothing to stop (302 back to it).
+    ("generation.refund", "POST"): ("/variants/{variant}/refund", TEAM_OBJECT, {}),
+    ("generation.favourite_item", "POST"): ("/variants/{variant}/items/0/favourite", TEAM_OBJECT, {}),
+    ("generation.stop", "POST"): ("/generations/{generation}/stop", TEAM_OBJECT, {}),
     ("brand.index", "GET"): ("/brand-voices", WORKSPACE, None),
     ("brand.create", "GET"): ("/brand-voices/new", MANAGER, None),
     ("brand.create", "POST"): ("/brand-voices/new", MANAGER, {"name": ""}),
