@@ -5,6 +5,7 @@ from urllib.parse import urlsplit
 
 from flask import (Blueprint, Response, abort, current_app, flash, g, make_response, redirect, render_template,
                    request, url_for)
+from markupsafe import Markup
 from flask_login import current_user
 from redis.exceptions import RedisError
 
