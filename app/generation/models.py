@@ -77,8 +77,24 @@ class Variant(db.Model):
     rating: Mapped[int] = mapped_column(default=0)  # -1, 0, +1
     created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
     edited_at: Mapped[datetime | None]
+    # Checks (app/checks): what the style, claims and language checks found after the one repair
+    # (None: written before checks existed), summary flags for figures, and the hold state.
+    findings: Mapped[list[dict] | None] = mapped_column(JSON)
+    style_flagged: Mapped[bool] = mapped_column(default=False, server_default=false())
+    claims_flagged: Mapped[bool] = mapped_column(default=False, server_default=false())
+    wrong_language: Mapped[bool] = mapped_column(default=False, server_default=false())
+    held: Mapped[bool] = mapped_column(default=False, server_default=false())
+    checked_by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL", name="fk_variants_checked_by_id_users"))
+    checked_at: Mapped[datetime | None]
 
     generation: Mapped[Generation] = relationship(back_populates="variants", foreign_keys=[generation_id])
+    checked_by: Mapped[User | None] = relationship(foreign_keys=[checked_by_id])
+
+    @property
+    def copy_blocked(self) -> bool:
+        """Held for review and not yet marked checked: copy and export are disabled."""
+        return self.held and self.checked_at is None
 
     @property
     def char_count(self) -> int:
