@@ -488,7 +488,16 @@ def last_line(m: dict) -> str:
             f"burst_p95_ratio={m['burst_p95_ratio']:.2f} burst_errors={m['burst_errors']} "
             f"burst300_p95_ratio={m['burst300_p95_ratio']:.2f} burst300_errors={m['burst300_errors']} "
             f"cpu_ratio={m['cpu_ratio']:.2f} cpu_ms_per_gen={m['cpu_ms_per_gen']} "
-            f"mib_per_inflight={m['mib_per_inflight']:.2f}")
+            f"mib_per_inflight={m['mib_per_inflight']:.2f} "
+            f"claims_precision={m['claims_precision']:.2f} claims_recall={m['claims_recall']:.2f}")
+
+
+def claims_metrics() -> dict:
+    """The claims check on its hand-made evaluation set (pure, no stack: app/checks/evaluation.py)."""
+    from app.checks.evaluation import load_cases, score
+    result = score(load_cases())
+    log(f"claims check: {result['cases']} cases, tp={result['tp']} fp={result['fp']} fn={result['fn']}")
+    return {"claims_precision": result["precision"], "claims_recall": result["recall"]}
 
 
 def burst_lines(label: str, b: dict, cpus: int) -> list[str]:
@@ -579,6 +588,7 @@ def main() -> int:
     try:
         report = bench.run()
         m = metrics(report)
+        m.update(claims_metrics())
         report["metrics"] = m
         RESULTS.mkdir(exist_ok=True)
         name = time.strftime("%Y%m%d-%H%M%S") + ".json"

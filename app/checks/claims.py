@@ -69,7 +69,7 @@ _NUMBER = re.compile(
     r"(?<![\w.,/#])"
     r"(?P<cur>US\$|\$|€|£|(?:USD|EUR|GBP)\s?)?"
     r"(?:(?P<num>\d{1,3}(?:[,.]\d{3})+(?:[.,]\d+)?|\d+(?:[.,]\d+)?)|(?P<word>" + _WORD_RE + r"))"
-    r"(?P<mult>\s?(?:k|thousand|tausend|million|millionen|mio\.?|billion|bn)(?![\w]))?"
+    r"(?P<mult>\s?(?:k|thousand|tausend|million|millionen|mio\.?|billion|bn|(?-i:M))(?![\w]))?"
     r"(?:(?:\s|-|\u00a0)?(?P<unit>" + _UNIT_RE + r")(?![\w]))?"
     r"(?:\s?(?P<cur2>€|\$))?",
     re.IGNORECASE,
@@ -108,8 +108,8 @@ _TERMS: dict[str, str] = {
     "award-winning": r"\baward[-\s]?winning\b|\bpreisgekrönt\w*",
     "organic": r"\b(?:certified\s+)?organic\b|\bbio\b|\bbiologisch\w*|\bbio-\w+",
     "fda-approved": r"\bfda[-\s](?:approved|cleared|registered)\b",
-    "clinically proven": r"\bclinically[-\s](?:proven|tested|shown)\b|\bklinisch\s+(?:getestet|erwiesen|bewiesen)\b",
-    "dermatologist-tested": r"\bdermatologist[-\s](?:tested|recommended|approved)\b|\bdermatologisch\s+getestet\b",
+    "clinically proven": r"\bclinically[-\s](?:proven|tested|shown)\b|\bklinisch\s+(?:getestet|erwiesen|bewiesen)\w*",
+    "dermatologist-tested": r"\bdermatologist[-\s](?:tested|recommended|approved)\b|\bdermatologisch\s+getestet\w*",
     "doctor-recommended": r"\b(?:doctor|dentist|vet)[-\s]recommended\b",
     "best-selling": r"\bbest[-\s]?sell(?:ing|er)s?\b|\bmeistverkauft\w*",
     "top-rated": r"\b(?:top|highest|best)[-\s]rated\b",
