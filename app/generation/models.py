@@ -79,7 +79,7 @@ class Variant(db.Model):
     edited_at: Mapped[datetime | None]
     # Checks (app/checks): what the style, claims and language checks found after the one repair
     # (None: written before checks existed), summary flags for figures, and the hold state.
-    findings: Mapped[list[dict] | None] = mapped_column(JSON)
+    findings: Mapped[list[dict] | None] = mapped_column(JSON(none_as_null=True))
     style_flagged: Mapped[bool] = mapped_column(default=False, server_default=false())
     claims_flagged: Mapped[bool] = mapped_column(default=False, server_default=false())
     wrong_language: Mapped[bool] = mapped_column(default=False, server_default=false())
