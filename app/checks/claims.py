@@ -84,6 +84,7 @@ _MONTHS = {
     "Okt": 10, "November": 11, "Nov": 11, "December": 12, "Dec": 12, "Dezember": 12, "Dez": 12,
 }
 _ABBREVIATIONS = {"Jan", "Feb", "Mar", "Apr", "Jun", "Jul", "Aug", "Sep", "Sept", "Oct", "Okt", "Nov", "Dec", "Dez"}
+_AMBIGUOUS = _ABBREVIATIONS | {"May", "Mai"}
 _MONTH_RE = "|".join(sorted(_MONTHS, key=len, reverse=True))
 _DATE = re.compile(
     r"(?:(?P<d1>\d{1,2})(?:st|nd|rd|th|\.)?\s+(?:of\s+)?)?"
@@ -92,7 +93,8 @@ _DATE = re.compile(
     r"(?:,?\s+(?P<year>(?:19|20)\d{2})\b)?"
 )
 _NUMERIC_DATE = re.compile(
-    r"\b(?:(?P<y>(?:19|20)\d{2})-(?P<m>\d{1,2})-(?P<d>\d{1,2})|(?P<d2>\d{1,2})\.(?P<m2>\d{1,2})\.(?P<y2>(?:19|20)\d{2}))\b")
+    r"\b(?:(?P<y>(?:19|20)\d{2})-(?P<m>\d{1,2})-(?P<d>\d{1,2})"          # 2026-07-31
+    r"|(?P<d2>\d{1,2})\.(?P<m2>\d{1,2})\.(?P<y2>(?:19|20)\d{2}))\b")   # 31.07.2026
 _QUARTER = re.compile(r"\b(?P<q>Q[1-4])(?:\s+(?P<year>(?:19|20)\d{2}))?\b")
 # Words that, right before an ambiguous "May", make it a month ("in May", "by May").
 _MAY_CUES = re.compile(r"(?:\b(?:in|by|since|until|till|from|of|early|late|mid|this|next|last|im|ab|bis|seit)\s+)$",
@@ -104,7 +106,9 @@ _MAY_CUES = re.compile(r"(?:\b(?:in|by|since|until|till|from|of|early|late|mid|t
 _TERMS: dict[str, str] = {
     # "#1" ranks when it qualifies something ("the #1 app", "#1 in sales") or completes "we're/is/rated #1";
     # a bare trailing "#1" is a label (a post number), not a ranking.
-    "number one": r"#\s?1\b(?=\s+\w)|(?:(?<=the\s)|(?<=is\s)|(?<=are\s)|(?<=re\s)|(?<=rated\s)|(?<=ranked\s)|(?<=voted\s))#\s?1\b|\bno\.\s?1\b|\bnumber\s+one\b|\bnr\.\s?1\b|\bnummer\s+(?:1|eins)\b",
+    "number one": (r"#\s?1\b(?=\s+\w)"
+                   r"|(?:(?<=the\s)|(?<=is\s)|(?<=are\s)|(?<=re\s)|(?<=rated\s)|(?<=ranked\s)|(?<=voted\s))#\s?1\b"
+                   r"|\bno\.\s?1\b|\bnumber\s+one\b|\bnr\.\s?1\b|\bnummer\s+(?:1|eins)\b"),
     "award-winning": r"\baward[-\s]?winning\b|\bpreisgekrönt\w*",
     "organic": r"\b(?:certified\s+)?organic\b|\bbio\b|\bbiologisch\w*|\bbio-\w+",
     "fda-approved": r"\bfda[-\s](?:approved|cleared|registered)\b",
@@ -115,7 +119,7 @@ _TERMS: dict[str, str] = {
     "top-rated": r"\b(?:top|highest|best)[-\s]rated\b",
     "world's first": r"\bworld['’]?s\s+(?:first|best|leading)\b|\bweltweit\s+(?:erste|beste)\w*",
     "best in class": r"\bbest[-\s]in[-\s]class\b",
-    "industry-leading": r"\b(?:industry|market)[-\s]leading\b|\bmarktführer\w*|\bindustry\s+leader\b|\bmarket\s+leader\b",
+    "industry-leading": r"\b(?:industry|market)[-\s](?:leading|leader)\b|\bmarktführer\w*",
     "test winner": r"\btestsieger\w*",
     "patented": r"\bpatent(?:ed|[-\s]pending)\b|\bpatentiert\w*",
     "certified": r"\bcertified\b|\bzertifiziert\w*",
@@ -127,9 +131,11 @@ _TERMS: dict[str, str] = {
     "all-natural": r"\ball[-\s]natural\b|\bnaturrein\w*",
     "hypoallergenic": r"\bhypoallergen\w*",
     "guaranteed": r"\bguarantee[ds]?\b|\bmoney[-\s]back\b|\bgarantie\w*|\bgarantiert\w*",
-    "genuine leather": r"\b(?:genuine|real|italian|full[-\s]grain)\s+leather\b|\becht(?:es|em)?\s+leder\b|\bechtleder\w*",
+    "genuine leather": (r"\b(?:genuine|real|italian|full[-\s]grain)\s+leather\b"
+                        r"|\becht(?:es|em)?\s+leder\b|\bechtleder\w*"),
     "handmade": r"\bhand[-\s]?made\b|\bhandgemacht\w*|\bhandgefertigt\w*",
-    "made in": r"\bmade\s+in\s+(?:the\s+)?(?:usa|u\.s\.a?\.?|italy|germany|france|japan|uk|america)\b|\bhergestellt\s+in\s+deutschland\b",
+    "made in": (r"\bmade\s+in\s+(?:the\s+)?(?:usa|u\.s\.a?\.?|italy|germany|france|japan|uk|america)\b"
+                r"|\bhergestellt\s+in\s+deutschland\b"),
     "carbon neutral": r"\bcarbon[-\s]neutral\b|\bklimaneutral\w*",
     "biodegradable": r"\bbiodegradable\b|\bbiologisch\s+abbaubar\b",
     "fair trade": r"\bfair[-\s]?trade\b",
@@ -196,18 +202,16 @@ def _dates(text: str) -> list[Claim]:
         month_word = m.group("month")
         day = m.group("d1") or m.group("d2")
         year = m.group("year")
-        if month_word in ("May", "Mar", "Jun", "Jan", "Sep", "Dec", "Nov", "Oct", "Aug", "Apr", "Feb", "Jul") \
-                and not (day or year or _MAY_CUES.search(text[:m.start()])):
+        if month_word in _AMBIGUOUS and not (day or year or _MAY_CUES.search(text[:m.start()])):
             continue  # "you may", "Mar" as a name: a month only next to a day, a year or "in/by ..."
-        if month_word in ("Mai",) and not (day or year or _MAY_CUES.search(text[:m.start()])):
-            continue
         end = m.end()
         if text[end - 1:end] == "." and month_word not in _ABBREVIATIONS:
             end -= 1  # a sentence's full stop, not an abbreviation's
         claims.append(Claim(m.start(), end, text[m.start():end].strip(), "date",
                             (_MONTHS[month_word], int(day) if day else None, int(year) if year else None)))
     for m in _NUMERIC_DATE.finditer(text):
-        y, mo, d = (m.group("y"), m.group("m"), m.group("d")) if m.group("y") else (m.group("y2"), m.group("m2"), m.group("d2"))
+        y, mo, d = (m.group("y"), m.group("m"), m.group("d")) if m.group("y") else \
+            (m.group("y2"), m.group("m2"), m.group("d2"))
         if 1 <= int(mo) <= 12:
             claims.append(Claim(m.start(), m.end(), m.group(0), "date", (int(mo), int(d), int(y))))
     for m in _QUARTER.finditer(text):

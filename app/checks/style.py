@@ -6,7 +6,7 @@ before the job's threads start), so they are cheap to test and safe to run in th
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 
 from app.checks.findings import Finding
@@ -38,7 +38,6 @@ DEFAULT_AI_TELLS: tuple[tuple[str, str | None], ...] = (
 )
 NOT_JUST_PATTERN = "it's not just X, it's Y"
 EM_DASH_PATTERN = "em-dash chains"
-PATTERN_TELLS = (NOT_JUST_PATTERN, EM_DASH_PATTERN)
 
 _NOT_JUST = re.compile(
     r"\b(?:it|this|that|they|we|he|she)(?:'s|’s|'re|’re| is| are)\s+not\s+(?:just|only|merely|simply)\b"
@@ -55,7 +54,6 @@ class StyleRules:
     spellings: tuple[str, ...] = ()                      # required spelling of names
     ai_tells: tuple[tuple[str, str | None], ...] = DEFAULT_AI_TELLS
     max_grade: float | None = None                       # target reading level (grade), English only
-    extra: dict = field(default_factory=dict)
 
 
 @lru_cache(maxsize=2048)
@@ -127,6 +125,6 @@ def check_reading_level(text: str, max_grade: float | None, language: str) -> li
     grade = reading_grade(text)
     if grade <= max_grade:
         return []
-    return [Finding("reading_level", "reading_level", 0, len(text), text[:80],
+    return [Finding("reading_level", "reading_level", 0, 0, "",  # the whole text: listed, not marked
                     f"Reads at grade {grade:.1f}; the target is {max_grade:g} or below.",
                     "Shorter sentences and plainer words.")]
