@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, IntegerField, SelectField, StringField
+from wtforms import BooleanField, SelectField, StringField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import NumberRange, Optional
 
+from app.bounds import WholeNumberField
 from app.checks.services import MAX_GRADE, MAX_PHRASE, MIN_GRADE
 
 
@@ -24,9 +25,9 @@ class SettingsForm(FlaskForm):
     flag_action = SelectField("When a variant is flagged", choices=[
         SelectChoice("show", "Show the flags"),
         SelectChoice("hold", "Hold it: copy and export stay off until someone marks it checked")])
-    max_grade = IntegerField("Target reading level (grade, English copy)",
+    max_grade = WholeNumberField("Target reading level (grade, English copy)",
                              validators=[Optional(), NumberRange(MIN_GRADE, MAX_GRADE)])
 
 
 class VoiceGradeForm(FlaskForm):
-    max_grade = IntegerField("Target grade", validators=[Optional(), NumberRange(MIN_GRADE, MAX_GRADE)])
+    max_grade = WholeNumberField("Target grade", validators=[Optional(), NumberRange(MIN_GRADE, MAX_GRADE)])

@@ -116,12 +116,18 @@ def save_settings(workspace_id: int, user_id: int, *, ai_tells: bool, claims: bo
     return guide
 
 
-def set_voice_grade(workspace_id: int, user_id: int, brand_voice_id: int, max_grade: int | None) -> None:
-    """Set (or clear, with None) the target reading level of one of this workspace's brand voices."""
+def workspace_voice(workspace_id: int, brand_voice_id: int) -> BrandVoice:
+    """One of this workspace's brand voices; another workspace's is a LookupError (a 404)."""
     voice = db.session.scalars(select(BrandVoice).where(BrandVoice.id == brand_voice_id,
                                                         BrandVoice.workspace_id == workspace_id)).first()
     if voice is None:
         raise LookupError(brand_voice_id)
+    return voice
+
+
+def set_voice_grade(workspace_id: int, user_id: int, brand_voice_id: int, max_grade: int | None) -> None:
+    """Set (or clear, with None) the target reading level of one of this workspace's brand voices."""
+    voice = workspace_voice(workspace_id, brand_voice_id)
     if max_grade is not None and not MIN_GRADE <= max_grade <= MAX_GRADE:
         raise StyleGuideError(f"A reading level is a grade from {MIN_GRADE} to {MAX_GRADE}.")
     target = db.session.scalars(select(ReadingTarget).where(ReadingTarget.brand_voice_id == voice.id)).first()

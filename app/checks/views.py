@@ -38,6 +38,20 @@ def style_guide():
     return _page()
 
 
+def _save(action, success: str, refused_page):
+    """Run a service change: on success flash and go back to the page; a refusal re-renders it (422)."""
+    try:
+        action()
+    except LookupError:
+        abort(404)
+    except services.StyleGuideError as exc:
+        db.session.rollback()
+        flash(str(exc), "error")
+        return refused_page()
+    flash(success, "success")
+    return redirect(url_for("checks.style_guide"))
+
+
 @bp.route("/workspace/style-guide/entries", methods=["POST"])
 @workspace_required
 @manager_required
@@ -46,26 +60,17 @@ def add_entry():
     if not form.validate_on_submit():
         flash("Choose a kind of entry and try again.", "error")
         return _page(form, status=422)
-    try:
-        services.add_entry(g.workspace.id, current_user.id, form.kind.data, form.phrase.data, form.replacement.data)
-    except services.StyleGuideError as exc:
-        db.session.rollback()
-        flash(str(exc), "error")
-        return _page(form, status=422)
-    flash("Added to the style guide.", "success")
-    return redirect(url_for("checks.style_guide"))
+    return _save(lambda: services.add_entry(g.workspace.id, current_user.id, form.kind.data, form.phrase.data,
+                                            form.replacement.data),
+                 "Added to the style guide.", lambda: _page(form, status=422))
 
 
 @bp.route("/workspace/style-guide/entries/<int:entry_id>/delete", methods=["POST"])
 @workspace_required
 @manager_required
 def remove_entry(entry_id: int):
-    try:
-        services.remove_entry(g.workspace.id, current_user.id, entry_id)
-    except LookupError:
-        abort(404)
-    flash("Removed from the style guide.", "success")
-    return redirect(url_for("checks.style_guide"))
+    return _save(lambda: services.remove_entry(g.workspace.id, current_user.id, entry_id),
+                 "Removed from the style guide.", lambda: _page(status=422))
 
 
 @bp.route("/workspace/style-guide/settings", methods=["POST"])
@@ -76,35 +81,26 @@ def save_settings():
     if not form.validate_on_submit():
         flash(" ".join(e for errors in form.errors.values() for e in errors) or "Check the settings.", "error")
         return _page(settings_form=form, status=422)
-    try:
-        services.save_settings(g.workspace.id, current_user.id, ai_tells=form.ai_tells.data, claims=form.claims.data,
-                               flag_action=form.flag_action.data, max_grade=form.max_grade.data)
-    except services.StyleGuideError as exc:
-        db.session.rollback()
-        flash(str(exc), "error")
-        return _page(settings_form=form, status=422)
-    flash("Saved.", "success")
-    return redirect(url_for("checks.style_guide"))
+    return _save(lambda: services.save_settings(
+        g.workspace.id, current_user.id, ai_tells=form.ai_tells.data, claims=form.claims.data,
+        flag_action=form.flag_action.data, max_grade=form.max_grade.data),
+        "Saved.", lambda: _page(settings_form=form, status=422))
 
 
 @bp.route("/workspace/style-guide/voices/<int:voice_id>", methods=["POST"])
 @workspace_required
 @manager_required
 def voice_grade(voice_id: int):
+    try:
+        services.workspace_voice(g.workspace.id, voice_id)
+    except LookupError:
+        abort(404)
     form = VoiceGradeForm(prefix="v")
     if not form.validate_on_submit():
         flash(f"A reading level is a grade from {services.MIN_GRADE} to {services.MAX_GRADE}.", "error")
         return _page(status=422)
-    try:
-        services.set_voice_grade(g.workspace.id, current_user.id, voice_id, form.max_grade.data)
-    except LookupError:
-        abort(404)
-    except services.StyleGuideError as exc:
-        db.session.rollback()
-        flash(str(exc), "error")
-        return _page(status=422)
-    flash("Saved.", "success")
-    return redirect(url_for("checks.style_guide"))
+    return _save(lambda: services.set_voice_grade(g.workspace.id, current_user.id, voice_id, form.max_grade.data),
+                 "Saved.", lambda: _page(status=422))
 
 
 @bp.route("/variants/<int:variant_id>/checked", methods=["POST"])
