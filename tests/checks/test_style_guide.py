@@ -149,3 +149,21 @@ def test_clean_variants_are_not_held_and_show_mode_never_holds(app, client, logi
     run_worker()
     flagged = variant_of(app, generation_id)
     assert flagged.claims_flagged and not flagged.held
+
+
+def test_a_held_variant_filed_in_a_project_cannot_be_copied_there_either(app, client, login, run_worker, fake_llm):
+    login()
+    save_settings(client, flag_action="hold")
+    fake_llm.script(reply("The #1 tool."), reply("The #1 tool."))
+    generation_id = submit(client, app, "x-post", variants=1)
+    run_worker()
+    variant = variant_of(app, generation_id)
+    assert client.post("/projects", data={"name": "Launch"}).status_code in (200, 302)
+    with app.app_context():
+        from app.projects.models import Project
+        project_id = db.session.scalars(select(Project.id)).one()
+    client.post(f"/variants/{variant.id}/file", data={"project_id": str(project_id)})
+    page = client.get(f"/projects/{project_id}").get_data(as_text=True)
+    assert "The #1 tool." in page and "data-copy=" not in page
+    client.post(f"/variants/{variant.id}/checked")
+    assert "data-copy=" in client.get(f"/projects/{project_id}").get_data(as_text=True)
