@@ -76,3 +76,17 @@ def test_still_in_the_wrong_language_is_flagged(app, client, login, run_worker, 
     variant = variant_of(app, generation_id)
     assert variant.wrong_language and [f["rule"] for f in variant.findings] == ["wrong_language"]
     assert "reads as German" in client.get(f"/generations/{generation_id}").get_data(as_text=True)
+
+
+def test_marked_card_escapes_model_html_around_and_inside_marks(app, client, login, run_worker, fake_llm):
+    login()
+    add_entry(client, "banned", "<b>cheap</b>")
+    hostile = '<img src=x onerror="alert(1)"> <b>cheap</b> & the #1 <script>x()</script>'
+    fake_llm.script(reply(hostile), reply(hostile))
+    generation_id = submit(client, app, "x-post", variants=1)
+    run_worker()
+    card = client.get(f"/variants/{variant_of(app, generation_id).id}").get_data(as_text=True)
+    assert "<img" not in card and "<script>x()" not in card and "<b>cheap" not in card
+    assert '&lt;img src=x onerror=&#34;alert(1)&#34;&gt;' in card
+    assert 'data-rule="banned" title="Banned phrase: “&lt;b&gt;cheap&lt;/b&gt;”' in card
+    assert ">&lt;b&gt;cheap&lt;/b&gt;</mark>" in card and ">#1</mark>" in card
