@@ -56,8 +56,6 @@ def main() -> None:
 
     app = create_app()
     import app.generation.tasks as tasks  # preload the job code before forking
-    from app.checks.language import preload as preload_language_model
-    preload_language_model()  # the language check's model, loaded once and shared by the forks
     import workers
     from workers import maintenance
 

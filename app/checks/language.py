@@ -38,11 +38,6 @@ def _get_identifier():
     return _identifier
 
 
-def preload() -> None:
-    """Load the model now (the worker runtime calls this before forking, so children share it)."""
-    _get_identifier()
-
-
 def detect(text: str) -> tuple[str, float] | None:
     """(ISO code, probability) of the text, or None when it is too short to judge."""
     letters = re.sub(r"[\W\d_]+", "", text)
