@@ -5,6 +5,7 @@ built once per generation before the job's threads start; `run_checks` is pure.
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 
 from app.checks.claims import Sources, unsupported_claims
@@ -12,6 +13,8 @@ from app.checks.findings import Finding, sort_findings
 from app.checks.language import check_language
 from app.checks.style import StyleRules, check_reading_level, check_style
 from app.generation.rules import RuleCheck, repair_instruction as limit_instruction
+
+log = logging.getLogger(__name__)
 
 MAX_LISTED = 12  # findings named in one repair request; the rest are summarised
 
@@ -26,12 +29,20 @@ class CheckContext:
 
 
 def run_checks(text: str, context: CheckContext) -> list[Finding]:
-    """Every style, claim, language and reading-level finding for `text`, in text order."""
-    found = check_style(text, context.rules)
-    if context.claims:
-        found += unsupported_claims(text, context.sources)
-    found += check_language(text, context.language)
-    found += check_reading_level(text, context.rules.max_grade, context.language)
+    """Every style, claim, language and reading-level finding for `text`, in text order.
+
+    A check that crashes is logged and skipped: a bug in a check must not fail a paid generation.
+    """
+    found: list[Finding] = []
+    checks = [lambda: check_style(text, context.rules),
+              lambda: unsupported_claims(text, context.sources) if context.claims else [],
+              lambda: check_language(text, context.language),
+              lambda: check_reading_level(text, context.rules.max_grade, context.language)]
+    for run in checks:
+        try:
+            found += run()
+        except Exception:  # noqa: BLE001 - see the docstring
+            log.exception("a check failed; the variant is stored without its findings")
     return sort_findings(found)
 
 

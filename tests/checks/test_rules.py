@@ -125,3 +125,14 @@ def test_one_repair_instruction_names_every_broken_rule():
     fields = variant_fields(findings, hold=True)
     assert fields["held"] and fields["style_flagged"] and fields["claims_flagged"] and not fields["wrong_language"]
     assert variant_fields([], hold=True)["held"] is False
+
+
+def test_a_crashing_check_is_logged_and_skipped_not_raised(caplog):
+    class Broken:
+        def supports(self, claim):
+            raise RuntimeError("boom")
+
+    context = CheckContext(rules=StyleRules(banned=(("cheap", None),)), sources=Broken())
+    found = run_checks("Cheap, and 40% off.", context)
+    assert [f.rule for f in found] == ["banned"]
+    assert "a check failed" in caplog.text
