@@ -489,7 +489,21 @@ def last_line(m: dict) -> str:
             f"burst_p95_ratio={m['burst_p95_ratio']:.2f} burst_errors={m['burst_errors']} "
             f"burst300_p95_ratio={m['burst300_p95_ratio']:.2f} burst300_errors={m['burst300_errors']} "
             f"cpu_ratio={m['cpu_ratio']:.2f} cpu_ms_per_gen={m['cpu_ms_per_gen']} "
-            f"mib_per_inflight={m['mib_per_inflight']:.2f}" + first_hour_keys(m))
+            f"mib_per_inflight={m['mib_per_inflight']:.2f}" + later_keys(m))
+
+
+def later_keys(m: dict) -> str:
+    """Figures of later issues, appended when measured: the claims check's, then the first hour's."""
+    claims = "".join(f" {key}={m[key]:.2f}" for key in ("claims_precision", "claims_recall") if key in m)
+    return claims + first_hour_keys(m)
+
+
+def claims_metrics() -> dict:
+    """The claims check on its hand-made evaluation set (pure, no stack: app/checks/evaluation.py)."""
+    from app.checks.evaluation import load_cases, score
+    result = score(load_cases())
+    log(f"claims check: {result['cases']} cases, tp={result['tp']} fp={result['fp']} fn={result['fn']}")
+    return {"claims_precision": result["precision"], "claims_recall": result["recall"]}
 
 
 def burst_lines(label: str, b: dict, cpus: int) -> list[str]:
@@ -580,6 +594,7 @@ def main() -> int:
     try:
         report = bench.run()
         m = metrics(report)
+        m.update(claims_metrics())
         report["metrics"] = m
         RESULTS.mkdir(exist_ok=True)
         name = time.strftime("%Y%m%d-%H%M%S") + ".json"

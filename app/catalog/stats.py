@@ -12,6 +12,7 @@ from datetime import date, datetime, time, timedelta
 from sqlalchemy import case, func, or_, select
 
 from app.catalog.models import Template
+from app.checks.figures import CheckFigures, per_template as check_figures_per_template
 from app.extensions import db
 from app.generation.models import Generation, Variant
 
@@ -27,6 +28,7 @@ class Figures:
     thumbs_up: int = 0
     thumbs_down: int = 0
     repaired: int = 0
+    checks: CheckFigures | None = None  # style, claims, language, repair success (app/checks)
 
     @staticmethod
     def _rate(part: int, whole: int) -> float | None:
@@ -84,4 +86,7 @@ def figures(start: date, end: date, *, include_unused: bool = True) -> list[Figu
             f = rows[template_id]
             f.variants, f.favourites = count, int(favourites or 0)
             f.thumbs_up, f.thumbs_down, f.repaired = int(up or 0), int(down or 0), int(repaired or 0)
+    for template_id, check_figures in check_figures_per_template(start, end).items():
+        if template_id in rows:
+            rows[template_id].checks = check_figures
     return sorted(rows.values(), key=lambda f: (-f.uses, f.template.name))

@@ -93,8 +93,24 @@ class Variant(db.Model):
     refunded_at: Mapped[datetime | None]
     # List variants: the starred items, by their text (items are the stored text's lines, see list_items).
     favourite_items: Mapped[list[str] | None] = mapped_column(JSON)
+    # Checks (app/checks): what the style, claims and language checks found after the one repair
+    # (None: written before checks existed), summary flags for figures, and the hold state.
+    findings: Mapped[list[dict] | None] = mapped_column(JSON(none_as_null=True))
+    style_flagged: Mapped[bool] = mapped_column(default=False, server_default=false())
+    claims_flagged: Mapped[bool] = mapped_column(default=False, server_default=false())
+    wrong_language: Mapped[bool] = mapped_column(default=False, server_default=false())
+    held: Mapped[bool] = mapped_column(default=False, server_default=false())
+    checked_by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL", name="fk_variants_checked_by_id_users"))
+    checked_at: Mapped[datetime | None]
 
     generation: Mapped[Generation] = relationship(back_populates="variants", foreign_keys=[generation_id])
+    checked_by: Mapped[User | None] = relationship(foreign_keys=[checked_by_id])
+
+    @property
+    def copy_blocked(self) -> bool:
+        """Held for review and not yet marked checked: copy and export are disabled."""
+        return self.held and self.checked_at is None
 
     @property
     def char_count(self) -> int:
@@ -102,7 +118,7 @@ class Variant(db.Model):
 
     @property
     def unusable_reason(self) -> str | None:
-        """Why this variant is not usable copy as delivered ("cut_off", "over_limit"), or None.
+        """Why this variant is not usable copy as delivered ("cut_off", "over_limit", "wrong_language"), or None.
 
         Only the model's own output counts: once edited, the text is the user's, and an
         over-limit edit is theirs to shorten (no refund is offered then).
@@ -113,6 +129,8 @@ class Variant(db.Model):
             return "cut_off"
         if self.over_limit:
             return "over_limit"
+        if self.wrong_language:
+            return "wrong_language"
         return None
 
     @property
@@ -121,8 +139,8 @@ class Variant(db.Model):
 
     @property
     def is_copyable(self) -> bool:
-        """Whether it may be copied or exported (a refunded variant was not paid for)."""
-        return self.refunded_at is None
+        """Whether it may be copied or exported: not refunded (it was not paid for) and not held for review."""
+        return self.refunded_at is None and not self.copy_blocked
 
     @property
     def items(self) -> list[str]:

@@ -11,7 +11,7 @@ import logging
 import time
 from datetime import datetime, timezone
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from flask import current_app
 from rq import Retry, get_current_job
@@ -22,11 +22,13 @@ from app.core import utcnow
 from app.extensions import db
 from app.generation.models import Generation, Variant
 from app.generation.recovery import INTERRUPTED, mark_failed
-from app.generation.rules import check, repair_instruction
+from app.generation.rules import check
 from app.generation import output as copy_output
 from app.generation.stop import STOPPED_BEFORE_START, GenerationStopped, StopWatch, is_stopped, partial_message
 from app.generation.services import refresh_search_document
 from app.generation.streams import GenerationStream
+from app.checks import services as checks
+from app.checks.checker import repair_instruction as checks_repair_instruction, run_checks, variant_fields
 from app.llm.settings import effective_temperature, for_template
 from app.llm import LLMError, LLMInterrupted, stream_chat
 from app.observability import carry_context, log_context, record_error, time_first_token
@@ -50,6 +52,8 @@ class VariantResult:
     completion_tokens: int = 0
     model: str = ""
     error: LLMError | None = None
+    findings: list = field(default_factory=list)  # style, claims, language (app/checks)
+    hold: bool = False
 
 
 def run_generation(generation_id: int) -> str:
@@ -146,6 +150,7 @@ def _run(generation_id: int) -> str:
     # How list variants are asked for and cleaned (structured output, labels to strip): app/generation/output.py
     shape = copy_output.OutputShape.for_generation(generation, config)
     stop_watch = StopWatch(redis, generation_id)
+    check_context = checks.context_for(generation)
     db.session.commit()
     stream.started()
     log.info("generation %s: %s variants with %s", generation_id, count, settings.model)
@@ -165,12 +170,15 @@ def _run(generation_id: int) -> str:
             result.completion_tokens += completion.completion_tokens
             result.model = completion.model
             verdict = check(text, fmt, limit)
-            if not verdict.ok and limit is not None:
-                # One repair request; if it is still over, it is shown flagged, never cut.
+            findings = run_checks(text, check_context)
+            if (not verdict.ok and limit is not None) or findings:
+                # One repair request covering every broken rule (limit, style, claims, language);
+                # what still fails is shown flagged, never cut or edited.
                 stream.reset(position)
                 repair_messages = messages + [
                     {"role": "assistant", "content": shape.as_answer(text)},
-                    {"role": "user", "content": repair_instruction(fmt, limit, verdict)},
+                    {"role": "user", "content": checks_repair_instruction(
+                        fmt, limit, verdict, findings, check_context.language)},
                 ]
                 live = shape.live(position, stream, stop_watch)
                 try:
@@ -191,10 +199,12 @@ def _run(generation_id: int) -> str:
                 except LLMError as exc:
                     log.warning("generation %s variant %s: repair failed: %s", generation_id, position, exc)
                 verdict = check(text, fmt, limit)
+                findings = run_checks(text, check_context)
             if not text:
                 raise LLMError("empty")
             result.text = text
             result.over_limit = not verdict.ok
+            result.findings, result.hold = findings, check_context.hold
             stream.variant(position, text, result.over_limit)
         except LLMInterrupted as exc:
             result.error = exc
@@ -294,6 +304,7 @@ def _store(generation_id: int, results: list[VariantResult], stream: GenerationS
             db.session.add(Variant(
                 generation_id=generation_id, position=result.position, text=result.text,
                 over_limit=result.over_limit, repaired=result.repaired, cut_off=result.cut_off,
+                **variant_fields(result.findings, result.hold),
             ))
         db.session.flush()
     except IntegrityError:

@@ -16,6 +16,7 @@ from sqlalchemy import Date, Integer, cast, func, literal, select, tuple_, union
 
 from app.auth.models import User
 from app.catalog.models import Template, TestRun
+from app.checks.figures import CheckFigures, for_workspace as check_figures_for_workspace
 from app.extensions import db
 from app.generation.models import Generation
 from app.quota import services as quota
@@ -48,6 +49,7 @@ class UsageReport:
     allowance: int
     pool: bool = False
     periods: list[date] = field(default_factory=list)
+    checks: CheckFigures | None = None  # style, claims, language, repair success (app/checks); managers only
 
     @property
     def period_last_day(self) -> date:
@@ -107,7 +109,9 @@ def build(workspace: Workspace, period_start: date | None = None, only_user_id: 
     daily = [(start + timedelta(days=i), per_day.get(start + timedelta(days=i), 0)) for i in range(days)]
     pooled = workspace.quota_mode == "pooled"
     allowance = workspace.seats * workspace.seat_quota
-    return UsageReport(start, end, members, templates, daily, sum(per_day.values()), allowance, pooled, periods)
+    checks = check_figures_for_workspace(workspace.id, start, end) if only_user_id is None else None
+    return UsageReport(start, end, members, templates, daily, sum(per_day.values()), allowance, pooled, periods,
+                       checks)
 
 
 def _aggregate(workspace_id: int, same_period, only_user_id: int | None):

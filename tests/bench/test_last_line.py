@@ -8,7 +8,7 @@ from bench.run import last_line, metrics
 LAST_LINE = re.compile(
     r"^ttft_added_ms=-?\d+ total_ratio=\d+\.\d\d burst_p95_ratio=\d+\.\d\d burst_errors=\d+ "
     r"burst300_p95_ratio=\d+\.\d\d burst300_errors=\d+ cpu_ratio=\d+\.\d\d cpu_ms_per_gen=\d+ "
-    r"mib_per_inflight=-?\d+\.\d\d( [a-z0-9_]+=[0-9./]+)*$")  # then the first-hour keys (bench/footprint.py)
+    r"mib_per_inflight=-?\d+\.\d\d( [a-z0-9_]+=[0-9./]+)*$")  # then later issues' keys (claims, first hour, ...)
 
 
 def _burst(users: int, p95: float, errors: int, cpu: dict, memory: dict | None = None) -> dict:
@@ -29,10 +29,11 @@ def test_figures_and_last_line_from_a_report():
     assert m == {"ttft_added_ms": 25, "total_ratio": 1240 / 1210, "burst_p95_ratio": 2.0, "burst_errors": 0,
                  "burst300_p95_ratio": 3.0, "burst300_errors": 2, "cpu_ratio": 1.5, "cpu_ms_per_gen": 60,
                  "mib_per_inflight": 2.0}
-    line = last_line(m)
+    line = last_line({**m, "claims_precision": 0.95, "claims_recall": 0.9})
     assert LAST_LINE.match(line), line
     assert line == ("ttft_added_ms=25 total_ratio=1.02 burst_p95_ratio=2.00 burst_errors=0 burst300_p95_ratio=3.00 "
-                    "burst300_errors=2 cpu_ratio=1.50 cpu_ms_per_gen=60 mib_per_inflight=2.00")
+                    "burst300_errors=2 cpu_ratio=1.50 cpu_ms_per_gen=60 mib_per_inflight=2.00 "
+                    "claims_precision=0.95 claims_recall=0.90")
 
 
 def test_the_first_hour_keys_follow_the_existing_ones():

@@ -197,6 +197,11 @@ def test_sign_up_generate_stream_favourite_history(page: Page, worker_process, f
 
 def test_edit_rate_delete_copy_and_more_like_this(page: Page, worker_process, fake_llm):
     """Inline edit (persists), thumbs up, delete with confirm, copy, More like this."""
+    # The fake's built-in reply echoes 40 characters of the prompt, cutting "at most 1000" to "100",
+    # which the claims check (app/checks) rightly repairs; this journey is about the card's actions.
+    lines = itertools.cycle(("Thrown on the wheel in Porto.", "Glazed in sage, made for slow mornings.",
+                             "A mug that keeps your coffee company."))
+    fake_llm.default_reply = lambda _request: next(lines)
     sign_up(page, "grace@example.com")
     first_id = generate(page, "product-description",
                         {"f_product": "Juniper mug", "f_features": "Handmade, sage glaze"}, variants=3)

@@ -28,6 +28,9 @@ def _form_for(client, slug):
 
 def test_generate_streams_and_stores_variants(app, client, login, run_worker, fake_llm):
     login()
+    # The fake's built-in reply echoes 40 characters of the prompt, cutting "at most 1000" to "100": the
+    # claims check (app/checks) would rightly ask for a repair. This test is about one request per variant.
+    fake_llm.default_reply = lambda body: "Variant copy for Copydeck, an AI copywriter."
     names = _form_for(client, "product-description")
     data = {name: "Copydeck, an AI copywriter" for name in names}
     data.update(tone="Friendly", language="English", variant_count="3", creativity="balanced")

@@ -102,6 +102,12 @@ MATRIX = {
     ("teams.remove", "POST"): ("/workspace/members/{owner_membership}/remove", TEAM_MANAGER, {}),
     ("teams.transfer", "POST"): ("/workspace/transfer", OWNER, {"membership_id": "0"}),
     ("teams.settings", "GET"): ("/workspace/settings", WORKSPACE, None),
+    ("checks.style_guide", "GET"): ("/workspace/style-guide", WORKSPACE, None),
+    ("checks.add_entry", "POST"): ("/workspace/style-guide/entries", MANAGER, {"e-kind": "banned", "e-phrase": ""}),
+    ("checks.remove_entry", "POST"): ("/workspace/style-guide/entries/{style_entry}/delete", TEAM_MANAGER, {}),
+    ("checks.save_settings", "POST"): ("/workspace/style-guide/settings", MANAGER, {"s-flag_action": "nope"}),
+    ("checks.voice_grade", "POST"): ("/workspace/style-guide/voices/{voice}", TEAM_MANAGER, {"v-max_grade": "99"}),
+    ("checks.mark_checked", "POST"): ("/variants/{variant}/checked", TEAM_OBJECT, {}),
     ("teams.settings", "POST"): ("/workspace/settings", OWNER, {"ws-name": ""}),
     ("teams.delete", "POST"): ("/workspace/delete", OWNER, {"del-confirm_name": "not the name"}),
     ("teams.switch", "POST"): ("/workspaces/switch", TEAM_OBJECT, {"workspace_id": "{workspace}"}),
@@ -224,6 +230,10 @@ def visitors(app, team, run_worker, make_user):
         invitation = Invitation(workspace_id=team.workspace_id, email="invitee@example.com", role="member",
                                 expires_at=__import__("datetime").datetime(2099, 1, 1))
         db.session.add(invitation)
+        from app.checks.models import StyleEntry
+        style_entries = [StyleEntry(workspace_id=team.workspace_id, kind="banned", phrase=f"w{i}", phrase_key=f"w{i}")
+                         for i in range(3)]
+        db.session.add_all(style_entries)
         db.session.commit()
         from app.webhooks.models import WebhookDelivery, WebhookEndpoint, WebhookEvent
         hooks = [WebhookEndpoint(workspace_id=team.workspace_id, url=f"https://example.com/{i}",
@@ -258,12 +268,15 @@ def visitors(app, team, run_worker, make_user):
             "hook": hook_ids[0], "hook_delivery": hook_delivery_id,
             "per_role": {
                 "member": {"deletable_variant": deletable_variants[0], "deletable_voice": voices[1].id,
+                           "style_entry": style_entries[0].id,
                            "deletable_project": projects[1].id, "item": items[1].id,
                            "item_project": projects[3].id},
                 "admin": {"deletable_variant": deletable_variants[1], "deletable_voice": voices[1].id,
+                          "style_entry": style_entries[1].id,
                           "deletable_project": projects[1].id, "item": items[2].id,
                           "item_project": projects[4].id},
                 "owner": {"deletable_variant": deletable_variants[2], "deletable_voice": voices[2].id,
+                          "style_entry": style_entries[2].id,
                           "deletable_project": projects[2].id, "item": items[3].id,
                           "item_project": projects[5].id},
             },
