@@ -43,6 +43,7 @@ class Round:
     delivered: int
     recovered: Report
     test_runs_refunded: int = 0
+    bulk_rows_reconciled: int = 0
 
 
 def run_once(app: Flask) -> Round | None:
@@ -58,7 +59,9 @@ def run_once(app: Flask) -> Round | None:
             try:
                 # A test run's job cannot outlive 2 x JOB_TIMEOUT + 60 s: older ones were lost.
                 lost_after = 2 * app.config["JOB_TIMEOUT"] + 60
-                return Round(outbox.sweep(), recovery.recover(), recover_stale_test_runs(lost_after))
+                from app.bulk import tasks as bulk_tasks
+                return Round(outbox.sweep(), recovery.recover(), recover_stale_test_runs(lost_after),
+                             bulk_tasks.recover())
             finally:
                 db.session.remove()
     finally:
