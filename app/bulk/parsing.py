@@ -265,13 +265,13 @@ def _column_letter(index: int) -> str:
 
 
 def detect_header_row(rows: list[list[str]]) -> int:
-    """The first of the leading rows that is as wide (non-empty cells) as the widest: a title line above
-    the table is skipped."""
+    """The first of the leading rows filled (non-empty cells) more than half as wide as the widest: a title
+    line above the table is skipped, a header with one blank name is not."""
     scan = rows[:HEADER_SCAN_ROWS]
     widths = [sum(1 for c in row if c) for row in scan]
     widest = max(widths, default=0)
     for index, width in enumerate(widths):
-        if width and width == widest:
+        if width and width * 2 > widest:
             return index + 1
     return 1
 

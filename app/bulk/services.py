@@ -609,3 +609,21 @@ def in_flight_rows(workspace_id: int) -> int:
         BulkRow.workspace_id == workspace_id, BulkRow.status.in_(IN_FLIGHT))) or 0
 
 
+
+
+# --- History: generations grouped by run ---------------------------------------------------------------
+
+def only_run(stmt, run_id: int):
+    """Narrow a History query (of Generation) to one run's generations."""
+    from app.generation.models import Generation
+    return stmt.join(BulkRow, BulkRow.id == Generation.bulk_row_id).where(BulkRow.run_id == run_id)
+
+
+def runs_of(generations) -> dict[int, tuple[int, int]]:
+    """{generation id: (run id, row line)} for the bulk generations among these."""
+    row_ids = {g.bulk_row_id for g in generations if getattr(g, "bulk_row_id", None)}
+    if not row_ids:
+        return {}
+    lines = {r.id: (r.run_id, r.line) for r in db.session.execute(
+        select(BulkRow.id, BulkRow.run_id, BulkRow.line).where(BulkRow.id.in_(row_ids)))}
+    return {g.id: lines[g.bulk_row_id] for g in generations if g.bulk_row_id in lines}

@@ -63,7 +63,8 @@ def upload(slug: str):
     form = UploadForm()
     status = 200
     if form.validate_on_submit():
-        data = form.file.data.read(parsing.MAX_BYTES + 1)
+        with form.file.data.stream as stream:  # a large upload is a temporary file: let it go now
+            data = stream.read(parsing.MAX_BYTES + 1)
         try:
             run = services.create_draft(g.workspace, current_user, template, form.file.data.filename or "", data)
         except parsing.SheetError as exc:
