@@ -191,21 +191,30 @@ def reconcile(row_id: int, job_dead: bool) -> str:
 
 def recover() -> int:
     """One maintenance round for bulk rows: RQ's abandoned-job detection on the bulk queue (its callback
-    reconciles each row), then any queued or running row whose job is gone. Returns rows reconciled."""
+    reconciles each row), then any queued or running row whose job is gone. Returns the rows it moved."""
     redis = current_app.extensions["redis"]
     queue = Queue(current_app.config["BULK_QUEUE"], connection=redis)
-    StartedJobRegistry(queue=queue).cleanup()
-    rows = db.session.execute(select(BulkRow.id, BulkRow.attempts).where(
-        BulkRow.status.in_(("queued", "running")))).all()
+    # End the round's open transaction first: the cleanup's callbacks write in sessions of their own, and on
+    # SQLite an open transaction here holds the write lock they wait for.
     db.session.commit()
-    count = 0
-    for row in rows:
-        job_id = services.row_job_id(row.id, row.attempts)
+    before = _in_flight()
+    StartedJobRegistry(queue=queue).cleanup()
+    for (row_id, attempts), status in _in_flight().items():
+        job_id = services.row_job_id(row_id, attempts)
         if outbox.is_pending(job_id):
             continue
         job = Job.fetch_many([job_id], connection=redis)[0]
         if job is not None and job.get_status(refresh=False) in ALIVE:
             continue
-        if reconcile(row.id, job_dead=True) != "nothing":
-            count += 1
-    return count
+        reconcile(row_id, job_dead=True)
+    after = _in_flight()
+    db.session.commit()
+    return sum(1 for key, status in before.items() if after.get(key) != status)
+
+
+def _in_flight() -> dict[tuple[int, int], str]:
+    """{(row id, attempt): status} of every queued or running row."""
+    rows = db.session.execute(select(BulkRow.id, BulkRow.attempts, BulkRow.status).where(
+        BulkRow.status.in_(("queued", "running")))).all()
+    db.session.commit()
+    return {(r.id, r.attempts): r.status for r in rows}
