@@ -109,8 +109,9 @@ def set_options(run: BulkRun, options: dict[str, Any]) -> parsing.Sheet:
 
 
 def normalize(name: str) -> str:
-    """Case, spaces and punctuation ignored: "Product name", "product_name" and "PRODUCT-NAME" match."""
-    return re.sub(r"[\W_]+", "", name.casefold())
+    """Case, spaces and punctuation ignored, "&" read as "and": "Product name", "product_name" and
+    "PRODUCT-NAME" match, and so do "Features & details" and "Features and details"."""
+    return re.sub(r"[\W_]+", "", name.casefold().replace("&", "and"))
 
 
 def default_mapping(version: TemplateVersion, headers: list[str], saved: dict[str, Any] | None) -> dict[str, Any]:
