@@ -34,12 +34,16 @@ def _run_or_404(run_id: int) -> BulkRun:
     return run
 
 
-def _draft_or_redirect(run: BulkRun):
+def _draft(run_id: int) -> tuple[BulkRun, Response | tuple | None]:
+    """The user's own draft run, or the response to send instead (upsell, or the run's page once started)."""
+    run = _run_or_404(run_id)
+    if _locked():
+        return run, _upsell()
     if run.status != "draft":
-        return redirect(url_for("bulk.show", run_id=run.id))
+        return run, redirect(url_for("bulk.show", run_id=run.id))
     if run.user_id != current_user.id:
         abort(404)
-    return None
+    return run, None
 
 
 @bp.route("/bulk")
@@ -89,12 +93,9 @@ def _mapping_from_form(version) -> dict:
 @bp.route("/bulk/<int:run_id>/map", methods=["GET", "POST"])
 @workspace_required
 def mapping(run_id: int):
-    run = _run_or_404(run_id)
-    if _locked():
-        return _upsell()
-    redirected = _draft_or_redirect(run)
-    if redirected:
-        return redirected
+    run, instead = _draft(run_id)
+    if instead is not None:
+        return instead
     version = run.template_version
     form = ActionForm()
     problems: list[str] = []
@@ -151,12 +152,9 @@ def _check(run: BulkRun, redo: bool):
 @workspace_required
 @limiter.limit("30 per minute", methods=["POST"])
 def check(run_id: int):
-    run = _run_or_404(run_id)
-    if _locked():
-        return _upsell()
-    redirected = _draft_or_redirect(run)
-    if redirected:
-        return redirected
+    run, instead = _draft(run_id)
+    if instead is not None:
+        return instead
     if not run.mapping:
         return redirect(url_for("bulk.mapping", run_id=run.id))
     form = ActionForm()

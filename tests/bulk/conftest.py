@@ -66,6 +66,19 @@ def run_bulk_worker(app):
     return run
 
 
+def run_counts(app, run_id: int) -> tuple[str, dict[str, int]]:
+    """(the run's status, {row status: rows})."""
+    from sqlalchemy import func
+
+    from app.bulk.models import BulkRow, BulkRun
+    with app.app_context():
+        counts = dict(db.session.execute(select(BulkRow.status, func.count()).where(BulkRow.run_id == run_id)
+                                         .group_by(BulkRow.status)).all())
+        status = db.session.get(BulkRun, run_id).status
+        db.session.remove()
+        return status, counts
+
+
 def upload(client, data: bytes, filename: str = "products.csv", slug: str = "product-description"):
     return client.post(f"/bulk/new/{slug}", data={"file": (io.BytesIO(data), filename)},
                        content_type="multipart/form-data")

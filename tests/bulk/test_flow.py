@@ -4,29 +4,20 @@ from __future__ import annotations
 import io
 
 from openpyxl import load_workbook
-from sqlalchemy import func, select
+from sqlalchemy import select
 
-from app.bulk.models import BulkRow, BulkRun, BulkSlots
+from app.bulk.models import BulkSlots
 from app.extensions import db
 from app.generation.models import Generation
-from tests.bulk.conftest import csv_bytes, product_rows, start, upload, xlsx_bytes
+from tests.bulk.conftest import csv_bytes, product_rows, start, upload, xlsx_bytes, run_counts
 from tests.generation.helpers import ledger
 
-
-def _run(app, run_id):
-    with app.app_context():
-        run = db.session.get(BulkRun, run_id)
-        counts = dict(db.session.execute(select(BulkRow.status, func.count()).where(BulkRow.run_id == run_id)
-                                         .group_by(BulkRow.status)).all())
-        status = run.status
-        db.session.remove()
-        return status, counts
 
 
 def test_a_run_writes_every_row_as_a_generation_and_downloads(app, client, business, run_bulk_worker, fake_llm):
     run_id = start(client, csv_bytes(product_rows(6)))
     run_bulk_worker()
-    assert _run(app, run_id) == ("finished", {"done": 6})
+    assert run_counts(app, run_id) == ("finished", {"done": 6})
     with app.app_context():
         generations = db.session.scalars(select(Generation).where(Generation.bulk_row_id.is_not(None))).all()
         assert len(generations) == 6 and {g.status for g in generations} == {"succeeded"}
@@ -51,7 +42,7 @@ def test_the_same_file_again_skips_rows_already_done(app, client, business, run_
     run_bulk_worker()
     second = start(client, data + b"Mug 4,New one,Tea lovers\r\n")
     run_bulk_worker()
-    status, counts = _run(app, second)
+    status, counts = run_counts(app, second)
     assert (status, counts) == ("finished", {"done": 1, "skipped": 3})
     assert ledger(app) == (4, 0)
 

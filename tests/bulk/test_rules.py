@@ -11,20 +11,12 @@ from app.extensions import db
 from app.generation.models import Generation
 from app.quota.models import QuotaCharge
 from app.workspaces.models import Membership, Workspace
-from tests.bulk.conftest import csv_bytes, mapping_form, product_rows, start, upload
+from tests.bulk.conftest import csv_bytes, mapping_form, product_rows, start, upload, run_counts
 from tests.fakes.openai_server import error, reply
 from tests.generation.helpers import ledger
 
 FIELDS = {"product": "Product name", "features": "Features & details", "audience": "Target customer"}
 
-
-def _counts(app, run_id):
-    with app.app_context():
-        counts = dict(db.session.execute(select(BulkRow.status, func.count()).where(BulkRow.run_id == run_id)
-                                         .group_by(BulkRow.status)).all())
-        status = db.session.get(BulkRun, run_id).status
-        db.session.remove()
-        return status, counts
 
 
 def _draft(client, data):
@@ -51,7 +43,7 @@ def test_every_row_is_checked_with_row_numbered_errors_and_invalid_rows_cost_not
     assert errors.splitlines()[1:] == ["5,Product name is required.", "6,Product name can be at most 120 characters."]
     client.post(f"/bulk/{run_id}/check", data={"scope": "all"})
     run_bulk_worker()
-    assert _counts(app, run_id) == ("finished", {"done": 3, "skipped": 2})
+    assert run_counts(app, run_id) == ("finished", {"done": 3, "skipped": 2})
     assert ledger(app) == (3, 0)
 
 
@@ -78,7 +70,7 @@ def test_the_quota_caps_the_run_and_the_user_can_run_what_fits(app, client, busi
     assert refused.status_code == 422 and "need 6 generations and 4 are left" in refused.get_data(as_text=True)
     assert client.post(f"/bulk/{run_id}/check", data={"scope": "fit"}).status_code == 302
     run_bulk_worker()
-    assert _counts(app, run_id) == ("finished", {"done": 4, "skipped": 2})
+    assert run_counts(app, run_id) == ("finished", {"done": 4, "skipped": 2})
     assert ledger(app) == (4, 0)
 
 
@@ -86,7 +78,7 @@ def test_failed_rows_keep_their_error_and_a_retry_charges_only_them(app, client,
     fake_llm.script(reply("One"), error(400, "bad"), reply("Three"))
     run_id = start(client, csv_bytes(product_rows(3)))
     run_bulk_worker()
-    assert _counts(app, run_id) == ("finished", {"done": 2, "failed": 1})
+    assert run_counts(app, run_id) == ("finished", {"done": 2, "failed": 1})
     assert ledger(app) == (2, 0)
     with app.app_context():
         failed = db.session.scalars(select(BulkRow).where(BulkRow.status == "failed")).one()
@@ -95,7 +87,7 @@ def test_failed_rows_keep_their_error_and_a_retry_charges_only_them(app, client,
     assert "Failed" in text
     assert client.post(f"/bulk/{run_id}/retry").status_code == 302
     run_bulk_worker()
-    assert _counts(app, run_id) == ("finished", {"done": 3})
+    assert run_counts(app, run_id) == ("finished", {"done": 3})
     assert ledger(app) == (3, 0)
 
 
@@ -103,7 +95,7 @@ def test_pause_resume_and_cancel(app, client, business, run_bulk_worker):
     run_id = start(client, csv_bytes(product_rows(8)))
     client.post(f"/bulk/{run_id}/pause")
     run_bulk_worker()  # the queued rows go back to pending
-    status, counts = _counts(app, run_id)
+    status, counts = run_counts(app, run_id)
     assert status == "paused" and counts == {"pending": 8}
     with app.app_context():
         assert db.session.get(BulkSlots, business).in_flight == 0
@@ -112,7 +104,7 @@ def test_pause_resume_and_cancel(app, client, business, run_bulk_worker):
         assert services.in_flight_rows(business) == app.config["BULK_CONCURRENCY"]
     client.post(f"/bulk/{run_id}/cancel")
     run_bulk_worker()
-    assert _counts(app, run_id) == ("cancelled", {"skipped": 8})
+    assert run_counts(app, run_id) == ("cancelled", {"skipped": 8})
     with app.app_context():
         assert db.session.scalar(select(func.count()).select_from(QuotaCharge)) == 0  # nothing charged
         assert db.session.get(BulkRun, run_id).finished_at is not None
@@ -160,7 +152,7 @@ def test_members_see_their_own_runs_and_managers_all(app, team, run_bulk_worker)
     admin = team.client("admin@example.com")
     assert f"#{theirs}" in admin.get("/bulk").get_data(as_text=True)
     assert admin.post(f"/bulk/{theirs}/cancel").status_code == 302
-    assert _counts(app, theirs)[0] == "cancelled"
+    assert run_counts(app, theirs)[0] == "cancelled"
 
 
 def test_another_workspace_s_run_is_a_404(app, client, business, make_user):

@@ -9,7 +9,6 @@ the test moves the clock past it for one maintenance round, as tests/outbox/test
 from __future__ import annotations
 
 import os
-import time
 from datetime import timedelta
 
 import pytest
@@ -17,37 +16,18 @@ import time_machine
 from sqlalchemy import func, select
 
 from app.auth.models import utcnow
-from app.bulk.models import BulkRow, BulkRun, BulkSlots
+from app.bulk.models import BulkRow, BulkSlots
 from app.extensions import db
 from app.generation.models import Generation
 from scripts.scale_demo import audit, worker_host
-from tests.bulk.conftest import csv_bytes, product_rows, start
+from tests.bulk.conftest import csv_bytes, product_rows, start, run_counts
 from tests.generation.helpers import ledger
+from tests.outbox.test_worker_host_killed import _wait
 from workers import maintenance
 
 ROWS = 14
 
 
-def _counts(app, run_id) -> tuple[str, dict[str, int]]:
-    with app.app_context():
-        counts = dict(db.session.execute(select(BulkRow.status, func.count()).where(BulkRow.run_id == run_id)
-                                         .group_by(BulkRow.status)).all())
-        status = db.session.get(BulkRun, run_id).status
-        db.session.remove()
-        return status, counts
-
-
-def _wait(what, timeout: float, host=None):
-    """Poll every half second (on SQLite each look takes the write lock for a moment)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = what()
-        if value:
-            return value
-        if host is not None and not host.alive():
-            pytest.fail(f"{host.name} exited:\n{host.log_tail()}")
-        time.sleep(0.5)
-    pytest.fail(f"timed out after {timeout} s" + (f"; {host.name} log:\n{host.log_tail()}" if host else ""))
 
 
 @pytest.mark.slow
@@ -63,10 +43,10 @@ def test_a_worker_killed_mid_run_loses_no_row_and_charges_each_once(app, client,
     survivor = None
     try:
         # Some rows done and some being written: kill it there.
-        _wait(lambda: (c := _counts(app, run_id)[1]).get("done", 0) >= 2 and c.get("running", 0) >= 1, 60, victim)
+        _wait(lambda: (c := run_counts(app, run_id)[1]).get("done", 0) >= 2 and c.get("running", 0) >= 1, 60, victim)
         victim.kill()  # SIGKILL to the whole host group
         victim.proc.wait(10)
-        status, counts = _counts(app, run_id)
+        status, counts = run_counts(app, run_id)
         assert status == "running" and counts.get("running", 0) >= 1
         app.extensions["redis"].delete(maintenance.LOCK_KEY)  # the dead host's lock would only expire later
 
@@ -74,16 +54,16 @@ def test_a_worker_killed_mid_run_loses_no_row_and_charges_each_once(app, client,
         with time_machine.travel(past_lease, tick=True):
             report = _wait(lambda: maintenance.run_once(app), 30)
         assert report.bulk_rows_reconciled >= 1
-        assert _counts(app, run_id)[1].get("running", 0) == 0  # the dead host's rows are back to pending
+        assert run_counts(app, run_id)[1].get("running", 0) == 0  # the dead host's rows are back to pending
 
         survivor = worker_host("worker-y", env, tmp_path)
-        _wait(lambda: _counts(app, run_id)[0] == "finished", 120, survivor)
+        _wait(lambda: run_counts(app, run_id)[0] == "finished", 120, survivor)
     finally:
         victim.stop()
         if survivor is not None:
             survivor.stop()
 
-    status, counts = _counts(app, run_id)
+    status, counts = run_counts(app, run_id)
     # every row of the file exactly once: 13 written (a repeated row within one file is written again; only
     # rows done in an earlier run are skipped), the invalid one skipped
     assert counts == {"done": ROWS - 1, "skipped": 1}
