@@ -198,7 +198,10 @@ def recover() -> int:
     # SQLite an open transaction here holds the write lock they wait for.
     db.session.commit()
     before = _in_flight()
-    StartedJobRegistry(queue=queue).cleanup()
+    registry = StartedJobRegistry(queue=queue)
+    if not before and not registry.get_job_count(cleanup=False):
+        return 0  # the usual round: no bulk row anywhere, nothing abandoned
+    registry.cleanup()
     for (row_id, attempts), status in _in_flight().items():
         job_id = services.row_job_id(row_id, attempts)
         if outbox.is_pending(job_id):
