@@ -47,6 +47,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     from app.billing.cli import cli as billing_cli
     from app.billing.views import bp as billing_bp
     from app.brand.views import bp as brand_bp
+    from app.bulk.views import bp as bulk_bp
     from app.catalog.editor import site_bp as template_admin_bp, workspace_bp as workspace_templates_bp
     from app.catalog.views import bp as catalog_bp
     from app.checks.views import bp as checks_bp
@@ -63,6 +64,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
                       checks_bp):
         app.register_blueprint(blueprint)
     app.register_blueprint(webhooks_bp)
+    app.register_blueprint(bulk_bp)
     csrf.exempt(health_bp)
 
     from app import web

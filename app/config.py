@@ -144,6 +144,9 @@ def load() -> dict:
         "REDIS_URL": redis_url,
         "RQ_QUEUE": os.environ.get("RQ_QUEUE", "generations"),
         "JOB_TIMEOUT": _int("JOB_TIMEOUT", 180),
+        # Bulk runs (app/bulk): their rows' own queue, taken after RQ_QUEUE; rows in flight per workspace.
+        "BULK_QUEUE": os.environ.get("BULK_QUEUE", "bulk"),
+        "BULK_CONCURRENCY": _int("BULK_CONCURRENCY", 4),
         # The outbox (app/outbox): jobs recorded with their transaction, swept when an enqueue failed.
         "OUTBOX_SWEEP_GRACE": _int("OUTBOX_SWEEP_GRACE", 30),
         "GENERATION_QUEUE_DEADLINE": _int("GENERATION_QUEUE_DEADLINE", 900),

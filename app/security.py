@@ -22,6 +22,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 BODY_LIMITS = {
     "billing.webhook": "WEBHOOK_MAX_BYTES",
     "admin.import_templates": "UPLOAD_MAX_BYTES",
+    "bulk.upload": "UPLOAD_MAX_BYTES",  # a sheet of up to 10 MB (app/bulk/parsing.MAX_BYTES) and the form around it
 }
 
 # Where forms may send the browser: here, and Stripe's hosted Checkout and portal pages.

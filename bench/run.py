@@ -14,7 +14,9 @@ measures, in one run, on a private stack started the way `make run` starts it:
 The very last line of stdout is
   ttft_added_ms=<n> total_ratio=<x> burst_p95_ratio=<x> burst_errors=<n> burst300_p95_ratio=<x>
   burst300_errors=<n> cpu_ratio=<x> cpu_ms_per_gen=<n> mib_per_inflight=<x>
-(on one line). See bench/README.md for the method and the recorded figures.
+  bulk_interactive_ratio=<x> bulk_rows_per_s=<x>
+(on one line); (d), bench/bulk.py: (a) again while a BENCH_BULK_ROWS-row bulk run is in progress.
+`python -m bench.run --only bulk` runs (a) and (d) alone (its last line has the keys those give). See bench/README.md for the method and the recorded figures.
 
 Settings (environment):
   BENCH_RQ_WORKERS, BENCH_WEB_THREADS, BENCH_WEB_WORKERS   override make run's
@@ -39,6 +41,7 @@ Settings (environment):
                                1: every thread, waiting or not; cpu: running threads only)
   BENCH_PROFILE_SECONDS (12)   how long py-spy records from the burst's start
   BENCH_WORKER_NICE (0)        run the RQ pool under `nice -n N` (an experiment: make run does not)
+  BENCH_BULK_ROWS (1000)       rows of the bulk run in (d); 0 skips (d)
   BENCH_DATABASE_URL           an empty database to use instead of SQLite in the temp dir
                                (e.g. a scratch PostgreSQL, to compare; it is migrated, not cleaned)
 """
@@ -68,7 +71,8 @@ RESULTS = Path(__file__).resolve().parent / "results"
 # The fixed profile of the issue: 200 ms to the first token, then 50 tokens at 20 ms.
 TTFT_MS, TOKENS, TOKEN_MS = 200, 50, 20
 TARGETS = {"ttft_added_ms": 30, "total_ratio": 1.03, "burst_p95_ratio": 2.0, "burst_errors": 0,
-           "burst300_p95_ratio": 3.0, "burst300_errors": 0, "cpu_ratio": 1.0, "mib_per_inflight": 5.0}
+           "burst300_p95_ratio": 3.0, "burst300_errors": 0, "cpu_ratio": 1.0, "mib_per_inflight": 5.0,
+           "bulk_interactive_ratio": 1.2}
 STACK = ("web", "stream", "worker", "redis")  # the components whose CPU is the stack's
 
 
@@ -151,6 +155,7 @@ class Bench:
     def __init__(self) -> None:
         self.users_n = _env_int("BENCH_USERS", 100)
         self.users300 = _env_int("BENCH_USERS300", 300)
+        self.bulk_rows = _env_int("BENCH_BULK_ROWS", 1000)
         self.warmup = _env_int("BENCH_WARMUP", 40)
         self.runs = _env_int("BENCH_RUNS", 8)
         if not 1 <= self.runs <= 18:  # one user: 20 Free generations a month, one is the warm-up
@@ -394,6 +399,20 @@ class Bench:
         }
 
     # -- the whole run -------------------------------------------------------------------------
+    def run_bulk_only(self) -> dict:
+        """`--only bulk`: the stack, a small warm-up, (a), then (d); no bursts (a shared machine)."""
+        self.users_n = self.users300 = self.warmup = min(self.warmup, 8)
+        log(f"temporary directory {self.workdir}")
+        self.stack.start()
+        self.report["stack"] = self.stack.describe()
+        form1 = template_form(self.slug, 1)
+        single, burst_users = self.sign_up()
+        sample = self.warm_up(single, burst_users, form1)
+        log(f"(a) {self.runs} app generations and {self.runs} direct openai calls, alternating...")
+        self.report["single"] = self.single(single, form1, sample)
+        self.report["bulk"] = self.bulk(single, form1, sample)
+        return self.report
+
     def run(self) -> dict:
         log(f"temporary directory {self.workdir}")
         log("starting the fake LLM, embedded Redis, migrations, gunicorn and the RQ pool...")
@@ -418,7 +437,27 @@ class Bench:
             time.sleep(1.0)
             log(f"(c) burst: {self.users300} users submit at once, sampling the workers' memory...")
             self.report["burst300"] = self.burst(burst_users[: self.users300], sample_memory=True)
+        if self.bulk_rows:
+            self.report["bulk"] = self.bulk(single, form1, sample)
         return self.report
+
+    # -- (d) -------------------------------------------------------------------------------------
+    def bulk(self, single: User, form1: dict, sample: Timing) -> dict:
+        """(a) again while a bulk run is in progress; then the run's throughput (bench/bulk.py)."""
+        from bench import bulk
+
+        log(f"(d) starting a {self.bulk_rows}-row bulk run...")
+        run_id, engine = bulk.start_run(self.stack.base_url, self.stack.stream_url, self.stack.env["DATABASE_URL"],
+                                        max(self.users_n, self.users300) + 2, self.bulk_rows)
+        while not bulk.counts(engine, run_id).get("done"):
+            time.sleep(0.2)
+        log("(d) the run is writing; (a) again meanwhile...")
+        during = self.single(single, form1, sample)
+        left = bulk.counts(engine, run_id).get("pending", 0)
+        log(f"(d) {left} rows still pending after (a); waiting for the run to finish...")
+        result = bulk.wait_finished(engine, run_id, timeout=max(600.0, self.bulk_rows * 2.0))
+        engine.dispose()
+        return {"during": during, "pending_after": left, **result}
 
 
 class MemorySampler:
@@ -480,7 +519,18 @@ def metrics(report: dict) -> dict:
         "cpu_ratio": cpu_ms / s["direct_client_cpu_ms"] if s["direct_client_cpu_ms"] else nan,
         "cpu_ms_per_gen": round(cpu_ms),
         "mib_per_inflight": added / memory["in_flight"] if memory.get("in_flight") else nan,
+        **bulk_metrics(report),
     }
+
+
+def bulk_metrics(report: dict) -> dict:
+    """(d): the interactive user's medians with a bulk run in progress against (a)'s without one."""
+    s, d = report["single"], report.get("bulk")
+    if not d:
+        return {"bulk_interactive_ratio": float("nan"), "bulk_rows_per_s": float("nan")}
+    during = d["during"]
+    return {"bulk_interactive_ratio": max(during["app_ttft"] / s["app_ttft"], during["app_total"] / s["app_total"]),
+            "bulk_rows_per_s": d["rows_per_s"]}
 
 
 def last_line(m: dict) -> str:
@@ -493,9 +543,9 @@ def last_line(m: dict) -> str:
 
 
 def later_keys(m: dict) -> str:
-    """Figures of later issues, appended when measured: the claims check's, then the first hour's."""
-    claims = "".join(f" {key}={m[key]:.2f}" for key in ("claims_precision", "claims_recall") if key in m)
-    return claims + first_hour_keys(m)
+    """Figures of later issues, appended when measured: bulk runs', the claims check's, then the first hour's."""
+    keys = ("bulk_interactive_ratio", "bulk_rows_per_s", "claims_precision", "claims_recall")
+    return "".join(f" {key}={m[key]:.2f}" for key in keys if key in m) + first_hour_keys(m)
 
 
 def claims_metrics() -> dict:
@@ -533,6 +583,19 @@ def burst_lines(label: str, b: dict, cpus: int) -> list[str]:
         out.append(f"    WARNING: other processes used {cpu['other processes']:.1f} CPU-seconds during the burst; "
                    "the burst figures are distorted (run again on a quiet machine)")
     return out
+
+
+def bulk_lines(report: dict, m: dict) -> list[str]:
+    d = report.get("bulk")
+    if not d:
+        return []
+    s, during = report["single"], d["during"]
+    return [f"(d) a {d['rows']}-row bulk run ({d['counts']}) in {d['seconds']:.1f} s = "
+            f"{m['bulk_rows_per_s']:.2f} rows/s; meanwhile (a) again:",
+            f"    app TTFT {fmt_ms(during['app_ttft'])} ms (without: {fmt_ms(s['app_ttft'])}), total "
+            f"{fmt_ms(during['app_total'])} ms (without: {fmt_ms(s['app_total'])}); queue wait "
+            f"{fmt_ms(during['queue_wait'])} ms; {d['pending_after']} rows were still pending after it",
+            f"    bulk_interactive_ratio {m['bulk_interactive_ratio']:.2f} (target <= 1.2)", ""]
 
 
 def print_report(report: dict, m: dict) -> None:
@@ -573,6 +636,7 @@ def print_report(report: dict, m: dict) -> None:
                        f"{mem['max_pss_mib']:.0f} MiB) = {m['mib_per_inflight']:.2f} MiB added per generation "
                        f"in flight; {mem['pss_mib'] / max(1, mem['in_flight']):.1f} MiB per generation in all")
         out.append("")
+    out += bulk_lines(report, m)
     out.append(f"    {'figure':18}{'value':>10}{'target':>10}")
     for key, fmt in (("ttft_added_ms", "{:.0f}"), ("total_ratio", "{:.2f}"),
                      ("burst_p95_ratio", "{:.2f}"), ("burst_errors", "{:.0f}"),
@@ -588,18 +652,29 @@ def print_report(report: dict, m: dict) -> None:
 def main() -> int:
     # Make SIGTERM unwind like Ctrl-C, so the stack is always stopped.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    only_bulk = sys.argv[1:] == ["--only", "bulk"]
+    if sys.argv[1:] and not only_bulk:
+        raise SystemExit("usage: python -m bench.run [--only bulk]")
     bench = Bench()
     ok = False
     m: dict = {}
     try:
-        report = bench.run()
-        m = metrics(report)
-        m.update(claims_metrics())
+        if only_bulk:
+            report = bench.run_bulk_only()
+            s = report["single"]
+            m = {"ttft_added_ms": round(s["app_ttft"] - s["direct_ttft"]),
+                 "total_ratio": s["app_total"] / s["direct_total"], **bulk_metrics(report)}
+            print("\n".join(bulk_lines(report, m)), flush=True)
+        else:
+            report = bench.run()
+            m = metrics(report)
+            m.update(claims_metrics())
         report["metrics"] = m
         RESULTS.mkdir(exist_ok=True)
         name = time.strftime("%Y%m%d-%H%M%S") + ".json"
         (RESULTS / name).write_text(json.dumps(report, indent=1, default=str))
-        print_report(report, m)
+        if not only_bulk:
+            print_report(report, m)
         log(f"raw figures: {RESULTS / name}")
         ok = True
     finally:
@@ -611,6 +686,11 @@ def main() -> int:
             log(f"kept {bench.workdir} (database and logs/)")
     if not ok:
         return 1
+    if only_bulk:
+        print(f"ttft_added_ms={m['ttft_added_ms']} total_ratio={m['total_ratio']:.2f} "
+              f"bulk_interactive_ratio={m['bulk_interactive_ratio']:.2f} "
+              f"bulk_rows_per_s={m['bulk_rows_per_s']:.2f}", flush=True)
+        return 0
     m.update(first_hour_figures())  # issue 14: idle footprint of both pools, list compliance (bench/footprint.py)
     print(last_line(m), flush=True)
     return 0

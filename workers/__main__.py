@@ -56,6 +56,7 @@ def main() -> None:
 
     app = create_app()
     import app.generation.tasks as tasks  # preload the job code before forking
+    import app.bulk.tasks as bulk_tasks  # noqa: F401  (the bulk row job, preloaded too)
     import workers
     from workers import maintenance
 
@@ -63,6 +64,8 @@ def main() -> None:
     redis = app.extensions["redis"]
     _wait_for_redis(redis)
     queue_name = app.config["RQ_QUEUE"]
+    # Interactive generations first: RQ takes from the queues in this order, so bulk rows wait for them.
+    queue_names = [queue_name, app.config["BULK_QUEUE"]]
     with app.app_context():
         engine = db.engine
     # A forked child must not share the parent's database connections, nor outlive its parent.
@@ -75,9 +78,9 @@ def main() -> None:
     ThreadPoolWorker.grace = app.config["WORKER_GRACE"]
     logging.getLogger("rq").setLevel(logging.INFO)
     if args.workers <= 1:
-        ThreadPoolWorker([queue_name], connection=redis).work(burst=args.burst, with_scheduler=False)
+        ThreadPoolWorker(queue_names, connection=redis).work(burst=args.burst, with_scheduler=False)
         return
-    pool = WorkerPool([queue_name], connection=redis, num_workers=args.workers, worker_class=ThreadPoolWorker)
+    pool = WorkerPool(queue_names, connection=redis, num_workers=args.workers, worker_class=ThreadPoolWorker)
     pool.start(burst=args.burst)
 
 

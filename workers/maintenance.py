@@ -46,6 +46,7 @@ class Round:
     recovered: Report
     test_runs_refunded: int = 0
     webhook_attempts: int = 0
+    bulk_rows_reconciled: int = 0
 
 
 def run_once(app: Flask) -> Round | None:
@@ -61,8 +62,10 @@ def run_once(app: Flask) -> Round | None:
             try:
                 # A test run's job cannot outlive 2 x JOB_TIMEOUT + 60 s: older ones were lost.
                 lost_after = 2 * app.config["JOB_TIMEOUT"] + 60
+                from app.bulk import tasks as bulk_tasks
                 return Round(outbox.sweep(), recovery.recover(), recover_stale_test_runs(lost_after),
-                             webhook_attempts=webhooks.sweep_due())  # webhook retries that are due
+                             webhook_attempts=webhooks.sweep_due(),  # webhook retries that are due
+                             bulk_rows_reconciled=bulk_tasks.recover())
             finally:
                 db.session.remove()
     finally:

@@ -52,6 +52,9 @@ class Generation(db.Model):
         ForeignKey("variants.id", ondelete="SET NULL", use_alter=True, name="fk_generations_parent_variant_id_variants")
     )
     search_document: Mapped[str] = mapped_column(Text, default="")
+    # The bulk run row this generation wrote (app/bulk); None for a generation from the form.
+    bulk_row_id: Mapped[int | None] = mapped_column(
+        ForeignKey("bulk_rows.id", ondelete="SET NULL", name="fk_generations_bulk_row_id_bulk_rows"), index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]

@@ -61,16 +61,19 @@ def _search_document(template: Template, inputs: dict[str, Any], texts: list[str
 
 def start(*, workspace: Workspace, user: User, template: Template, values: dict[str, Any],
           tone: str, language: str, variant_count: int, creativity: str,
-          parent_variant: Variant | None = None, brand_voice: BrandVoice | None = None) -> Generation:
+          parent_variant: Variant | None = None, brand_voice: BrandVoice | None = None,
+          version: TemplateVersion | None = None, bulk_row_id: int | None = None, schedule: bool = True) -> Generation:
     """Record a generation, reserve its quota and enqueue its job after commit.
 
     Raises PromptError if the template cannot be rendered, ModelNotAllowed if a
     workspace template's model is no longer allowed, and QuotaExceeded when the
     user has too few generations left; either way nothing is written.
+    A bulk run row (app/bulk) passes the run's `version`, its `bulk_row_id`, and `schedule=False`:
+    its row job on the bulk queue runs the generation itself.
     """
     if not billing.has_seat(workspace, user.id):
         raise NoSeat()
-    version = template.published_version
+    version = version or template.published_version
     if brand_voice is not None and brand_voice.workspace_id != workspace.id:
         raise ValueError("brand voice of another workspace")
     context = build_context(version, values, tone=tone, language=language, variant_count=variant_count,
@@ -101,6 +104,7 @@ def start(*, workspace: Workspace, user: User, template: Template, values: dict[
         parent_variant_id=parent_variant.id if parent_variant is not None else None,
         brand_voice_id=brand_voice.id if brand_voice is not None else None,
         search_document=_search_document(template, values, []),
+        bulk_row_id=bulk_row_id,
     )
     db.session.add(generation)
     db.session.flush()
@@ -110,7 +114,8 @@ def start(*, workspace: Workspace, user: User, template: Template, values: dict[
         db.session.rollback()
         raise
     generation_id = generation.id
-    schedule_job(generation_id)
+    if schedule:
+        schedule_job(generation_id)
     db.session.commit()
     # Callers only need the id: keep it loaded so reading it does not start another transaction.
     set_committed_value(generation, "id", generation_id)

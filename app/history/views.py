@@ -7,7 +7,8 @@ from flask import Blueprint, abort, current_app, g, render_template, request
 from sqlalchemy import and_, exists, select
 from sqlalchemy.orm import load_only, selectinload
 
-from app.bounds import page_arg
+from app.bounds import page_arg, whole_number
+from app.bulk import services as bulk_services
 from app.catalog.models import Template
 from app.extensions import db
 from app.generation.models import Generation, Variant
@@ -17,7 +18,8 @@ from app.web import is_htmx, workspace_required
 bp = Blueprint("history", __name__)
 
 # What a history row shows: the generation's header and inputs, two variants' text, the template's name.
-LIST_COLUMNS = (Generation.id, Generation.created_at, Generation.status, Generation.template_id, Generation.inputs)
+LIST_COLUMNS = (Generation.id, Generation.created_at, Generation.status, Generation.template_id, Generation.inputs,
+                Generation.bulk_row_id)
 VARIANT_COLUMNS = (Variant.id, Variant.generation_id, Variant.position, Variant.text, Variant.is_favourite)
 
 
@@ -42,6 +44,14 @@ def _used_templates(workspace_id: int) -> list[Template]:
                                    .options(load_only(Template.id, Template.slug, Template.name))))
 
 
+def bulk_run_arg() -> int | None:
+    """?run=<id>: only that bulk run's generations (the query stays scoped to the workspace)."""
+    try:
+        return whole_number(request.args["run"]) if request.args.get("run") else None
+    except ValueError:
+        return None
+
+
 @bp.route("/history")
 @workspace_required
 def index():
@@ -50,12 +60,15 @@ def index():
     favourites = request.args.get("favourites") == "1"
     per_page = current_app.config["HISTORY_PAGE_SIZE"]
     parsed = search.parse(query)
+    run_id = bulk_run_arg()
 
     stmt = select(Generation.id).where(Generation.workspace_id == g.workspace.id)
     if template_slug:
         stmt = stmt.join(Template, Template.id == Generation.template_id).where(Template.slug == template_slug)
     if favourites:
         stmt = stmt.where(exists().where(and_(Variant.generation_id == Generation.id, Variant.is_favourite.is_(True))))
+    if run_id:
+        stmt = bulk_services.only_run(stmt, run_id)
 
     page = dict(after=None, before=None, older=False, newer=False, number=None, total=None, ranked=None)
     if parsed:
@@ -79,7 +92,8 @@ def index():
         page["before"] = search.encode_cursor(items[0].created_at, items[0].id)
     context = dict(items=items, page=page, query=query, words=parsed.all_words, template_slug=template_slug,
                    favourites=favourites, used_templates=_used_templates(g.workspace.id),
-                   count_cap=search.COUNT_CAP, window=search.SEARCH_WINDOW)
+                   count_cap=search.COUNT_CAP, window=search.SEARCH_WINDOW,
+                   run_id=run_id, bulk_runs=bulk_services.runs_of(items))
     if is_htmx():
         return render_template("history/_list.html", **context)
     return render_template("history/index.html", **context)

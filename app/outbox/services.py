@@ -59,19 +59,21 @@ class Message:
 
 # Jobs whose records must be closed when RQ gives up on them: a worker killed mid-job leaves the
 # job abandoned, and RQ's registry cleanup then runs this callback (fail and refund, exactly once).
-ON_FAILURE = {"app.generation.tasks.run_generation": "app.generation.tasks.on_job_failure"}
+ON_FAILURE = {"app.generation.tasks.run_generation": "app.generation.tasks.on_job_failure",
+              "app.bulk.tasks.run_row": "app.bulk.tasks.on_row_job_failure"}
 
 
 def enqueue_after_commit(session: Session, func: str, *args: Any, job_id: str | None = None,
                          expire_after: int | None = None, on_expire: str | None = None,
                          job_timeout: int | None = None, retry: tuple[int, list[int]] | None = None,
                          meta: dict[str, Any] | None = None, result_ttl: int = 3600,
-                         failure_ttl: int = 7 * 24 * 3600) -> OutboxMessage:
+                         failure_ttl: int = 7 * 24 * 3600, queue: str | None = None) -> OutboxMessage:
     """Record an RQ job in `session`'s transaction; it is enqueued once that transaction commits.
 
     `args` must be JSON values (ids, not objects). The row is flushed now so its id is known.
     `retry` is RQ's (max retries, intervals in seconds) for a job that raises or is abandoned by a dead
     worker; intervals need RQ's scheduler, which the pool of `python -m workers` runs.
+    `queue`: the RQ queue (default RQ_QUEUE; bulk rows go to BULK_QUEUE, which workers take after it).
     """
     config = current_app.config
     payload = {
@@ -80,6 +82,8 @@ def enqueue_after_commit(session: Session, func: str, *args: Any, job_id: str | 
         "retry": list(retry) if retry else None, "meta": meta,
         "expire_after": expire_after, "on_expire": on_expire, "on_failure": ON_FAILURE.get(func),
     }
+    if queue:
+        payload["queue"] = queue
     return _add(session, "job", job_id or f"job-{uuid.uuid4().hex}", payload)
 
 
@@ -198,7 +202,7 @@ def _deliver_job(app: Flask, message: Message) -> None:
             return
         existing.delete()  # a requeue after the job died: replace it, registries included
     max_retries, intervals = payload.get("retry") or (0, 0)
-    queue = Queue(app.config["RQ_QUEUE"], connection=redis)
+    queue = Queue(payload.get("queue") or app.config["RQ_QUEUE"], connection=redis)
     queue.enqueue(
         payload["func"], *payload["args"], job_id=message.target, job_timeout=payload["timeout"],
         result_ttl=payload["result_ttl"], failure_ttl=payload["failure_ttl"],
