@@ -22,6 +22,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 BODY_LIMITS = {
     "billing.webhook": "WEBHOOK_MAX_BYTES",
     "admin.import_templates": "UPLOAD_MAX_BYTES",
+    "knowledge.upload": "UPLOAD_MAX_BYTES",  # the plan's own file limit is checked after (app/knowledge)
 }
 
 # Where forms may send the browser: here, and Stripe's hosted Checkout and portal pages.

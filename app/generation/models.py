@@ -41,6 +41,8 @@ class Generation(db.Model):
         ForeignKey("variants.id", ondelete="SET NULL", use_alter=True, name="fk_generation_parent_variant")
     )
     search_document: Mapped[str] = mapped_column(Text, default="")
+    # The knowledge passages put into this generation's prompt: [{"item_id", "passage_id", "title", "text"}].
+    knowledge_passages: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
