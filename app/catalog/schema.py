@@ -24,8 +24,7 @@ CONTEXT_VARIABLES = {
     "language": "the output language, e.g. English",
     "brand_voice": "the chosen brand voice as text, or empty",
     "variant_count": "how many variants were asked for",
-    "knowledge": "facts from the workspace's knowledge base chosen for this generation, as text, or empty "
-                 "(when a prompt does not use it, the facts are appended to the user prompt)",
+    "knowledge": "facts chosen from the knowledge base, or empty",
 }
 FIELD_KEYS = {"name", "label", "type", "required", "max_length", "placeholder", "help", "options", "min", "max"}
 TEXT_MAX = {"text": 200, "textarea": 4000}

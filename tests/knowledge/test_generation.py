@@ -131,12 +131,13 @@ def test_the_token_budget_bounds_the_facts(app, owner, run_worker, fake_llm):
 
     paragraphs = [f"Hydra bottle fact number {i}: " + "steel bottle cold water " * 30 for i in range(8)]
     add_item(owner, "Hydra bottle", "\n\n".join(paragraphs))
+    before = app.config["KNOWLEDGE_TOKEN_BUDGET"]
     app.config["KNOWLEDGE_TOKEN_BUDGET"] = 400
     try:
         generation_id = _generate(owner, topic="Hydra bottle steel")
         run_worker()
     finally:
-        app.config.pop("KNOWLEDGE_TOKEN_BUDGET")
+        app.config["KNOWLEDGE_TOKEN_BUDGET"] = before
     passages = _generation(app, generation_id).knowledge_passages
     assert 1 <= len(passages) < 8
     assert sum(estimate_tokens(p["title"]) + estimate_tokens(p["text"]) for p in passages) <= 400
