@@ -45,6 +45,20 @@ def index():
                            stored=services.stored_chars(g.workspace.id) if unlocked else 0)
 
 
+def _save(store, message: str):
+    """Run a service that stores an item: commit and go to the item with `message`, or roll back and
+    return the reason it was refused (nothing stored). Returns (response, error)."""
+    try:
+        item = store()
+    except services.KnowledgeError as exc:
+        db.session.rollback()
+        return None, str(exc)
+    db.session.commit()
+    count = len(item.passages)
+    flash(message.format(title=item.title, passages=f"{count} passage{'s' if count != 1 else ''}"), "success")
+    return redirect(url_for("knowledge.show", item_id=item.id)), None
+
+
 @bp.route("/knowledge/new", methods=["GET", "POST"])
 @workspace_required
 @manager_required
@@ -52,21 +66,19 @@ def create():
     if not has_feature(g.workspace, services.FEATURE):
         return _upgrade_needed()
     form = ItemForm()
-    error = None
+    done, error = None, None
     if form.validate_on_submit():
-        try:
-            item = services.create_item(g.workspace, current_user, kind=form.kind.data, title=form.title.data,
-                                        body=form.body.data, tags=services.parse_tags(form.tags.data))
-        except services.KnowledgeError as exc:
-            db.session.rollback()
-            error = str(exc)
-        else:
-            db.session.commit()
-            flash(f"“{item.title}” saved as {len(item.passages)} passage{'s' if len(item.passages) != 1 else ''}.",
-                  "success")
-            return redirect(url_for("knowledge.show", item_id=item.id))
-    return render_template("knowledge/form.html", form=form, item=None, error=error), \
-        422 if (form.errors or error) else 200
+        done, error = _save(lambda: services.create_item(
+            g.workspace, current_user, kind=form.kind.data, title=form.title.data, body=form.body.data,
+            tags=services.parse_tags(form.tags.data)), "“{title}” saved as {passages}.")
+    return done or (render_template("knowledge/form.html", form=form, item=None, error=error),
+                    422 if (form.errors or error) else 200)
+
+
+def _read_upload(upload) -> bytes:
+    """At most one byte past the plan's file limit (enough to refuse it), then the spooled file is closed."""
+    with upload.stream:
+        return upload.read(services.limits_for(g.workspace)["file_bytes"] + 1)
 
 
 @bp.route("/knowledge/upload", methods=["GET", "POST"])
@@ -76,27 +88,15 @@ def upload():
     if not has_feature(g.workspace, services.FEATURE):
         return _upgrade_needed()
     form = UploadForm()
-    error = None
+    done, error = None, None
     if form.validate_on_submit():
-        upload = form.file.data
-        try:
-            with upload.stream:  # read at most one byte past the plan's limit, then let the spooled file go
-                data = upload.read(services.limits_for(g.workspace)["file_bytes"] + 1)
-            item = services.upload_item(
-                g.workspace, current_user, kind=form.kind.data, title=form.title.data or "",
-                tags=services.parse_tags(form.tags.data), filename=upload.filename or "", data=data)
-        except services.KnowledgeError as exc:
-            db.session.rollback()
-            error = str(exc)
-        else:
-            db.session.commit()
-            flash(f"“{item.title}” uploaded: {len(item.passages)} passage{'s' if len(item.passages) != 1 else ''}.",
-                  "success")
-            return redirect(url_for("knowledge.show", item_id=item.id))
-    limits = services.limits_for(g.workspace)
-    return render_template("knowledge/upload.html", form=form, error=error,
-                           size_label=services.size_label(limits["file_bytes"])), \
-        422 if (form.errors or error) else 200
+        done, error = _save(lambda: services.upload_item(
+            g.workspace, current_user, kind=form.kind.data, title=form.title.data or "",
+            tags=services.parse_tags(form.tags.data), filename=form.file.data.filename or "",
+            data=_read_upload(form.file.data)), "“{title}” uploaded: {passages}.")
+    size = services.size_label(services.limits_for(g.workspace)["file_bytes"])
+    return done or (render_template("knowledge/upload.html", form=form, error=error, size_label=size),
+                    422 if (form.errors or error) else 200)
 
 
 @bp.route("/knowledge/<int:item_id>")
@@ -114,20 +114,15 @@ def edit(item_id: int):
         return _upgrade_needed()
     form = ItemForm(data={"kind": item.kind, "title": item.title, "body": item.body,
                           "tags": ", ".join(item.tags or [])})
-    error = None
+    done, error = None, None
     if form.validate_on_submit():
-        try:
+        def store():
             services.update_item(g.workspace, item, kind=form.kind.data, title=form.title.data, body=form.body.data,
                                  tags=services.parse_tags(form.tags.data))
-        except services.KnowledgeError as exc:
-            db.session.rollback()
-            error = str(exc)
-        else:
-            db.session.commit()
-            flash("Saved.", "success")
-            return redirect(url_for("knowledge.show", item_id=item.id))
-    return render_template("knowledge/form.html", form=form, item=item, error=error), \
-        422 if (form.errors or error) else 200
+            return item
+        done, error = _save(store, "Saved: {passages}.")
+    return done or (render_template("knowledge/form.html", form=form, item=item, error=error),
+                    422 if (form.errors or error) else 200)
 
 
 @bp.route("/knowledge/<int:item_id>/archive", methods=["POST"])
