@@ -58,6 +58,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     from app.projects.views import bp as projects_bp
     from app.teams.views import bp as teams_bp
     from app.webhooks.views import bp as webhooks_bp
+    from app.knowledge.views import bp as knowledge_bp
 
     for blueprint in (auth_bp, catalog_bp, generation_bp, history_bp, health_bp, teams_bp, brand_bp, projects_bp,
                       billing_bp, billing_cli, workers_cli, admin_bp, template_admin_bp, workspace_templates_bp,
@@ -65,6 +66,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
         app.register_blueprint(blueprint)
     app.register_blueprint(webhooks_bp)
     app.register_blueprint(bulk_bp)
+    app.register_blueprint(knowledge_bp)
     csrf.exempt(health_bp)
 
     from app import web

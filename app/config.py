@@ -255,4 +255,6 @@ def load() -> dict:
         "METRICS_TOKEN": _str("METRICS_TOKEN"),
         # A worker whose last heartbeat is older than this is not counted live (RQ's worker_ttl).
         "WORKER_TTL": _int("WORKER_TTL", 420, minimum=15),
+        # Knowledge passages a prompt may receive, in tokens estimated as characters / 4 (app/knowledge).
+        "KNOWLEDGE_TOKEN_BUDGET": _int("KNOWLEDGE_TOKEN_BUDGET", 1200, minimum=100),
     }

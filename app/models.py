@@ -12,3 +12,4 @@ from app.outbox.models import OutboxMessage  # noqa: F401
 from app.webhooks.models import WebhookDelivery, WebhookEndpoint, WebhookEvent  # noqa: F401
 from app.checks.models import ReadingTarget, StyleEntry, StyleGuide  # noqa: F401
 from app.bulk.models import BulkMapping, BulkRow, BulkRun, BulkSlots  # noqa: F401
+from app.knowledge.models import KnowledgeItem, KnowledgePassage  # noqa: F401

@@ -23,6 +23,7 @@ BODY_LIMITS = {
     "billing.webhook": "WEBHOOK_MAX_BYTES",
     "admin.import_templates": "UPLOAD_MAX_BYTES",
     "bulk.upload": "UPLOAD_MAX_BYTES",  # a sheet of up to 10 MB (app/bulk/parsing.MAX_BYTES) and the form around it
+    "knowledge.upload": "UPLOAD_MAX_BYTES",  # the plan's own file limit is checked after (app/knowledge)
 }
 
 # Where forms may send the browser: here, and Stripe's hosted Checkout and portal pages.

@@ -10,7 +10,13 @@ from sqlalchemy.orm import Mapped, mapped_column
 from app.core import utcnow
 from app.extensions import db
 
-FEATURES = ("brand_voices", "api_access", "bulk_runs")
+FEATURES = ("brand_voices", "api_access", "bulk_runs", "knowledge")
+# Knowledge base size per plan (app/knowledge): bytes per uploaded file, characters stored in all items.
+# A plan with the feature but not listed here (a hand-set plan) gets the largest.
+KNOWLEDGE_LIMITS = {
+    "pro": {"file_bytes": 2 * 1024 * 1024, "total_chars": 1_000_000},
+    "business": {"file_bytes": 10 * 1024 * 1024, "total_chars": 10_000_000},
+}
 
 
 class Plan(db.Model):

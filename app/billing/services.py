@@ -38,10 +38,10 @@ def plan_definitions(config) -> list[dict]:
             config["FREE_MONTHLY_GENERATIONS"], "min_seats": 1, "max_seats": 1, "monthly_price_cents": 0,
          "features": [], "position": 0},
         {"key": "pro", "name": "Pro", "stripe_price_id": config.get("STRIPE_PRICE_PRO"), "generations_per_seat": 500,
-         "min_seats": 1, "max_seats": 50, "monthly_price_cents": 2900, "features": ["brand_voices"], "position": 1},
+         "min_seats": 1, "max_seats": 50, "monthly_price_cents": 2900, "features": ["brand_voices", "knowledge"], "position": 1},
         {"key": "business", "name": "Business", "stripe_price_id": config.get("STRIPE_PRICE_BUSINESS"),
          "generations_per_seat": 2000, "min_seats": 3, "max_seats": 500, "monthly_price_cents": 7900,
-         "features": ["brand_voices", "api_access", "bulk_runs"], "position": 2},
+         "features": ["brand_voices", "api_access", "bulk_runs", "knowledge"], "position": 2},
     ]
 
 

@@ -31,6 +31,7 @@ from app.extensions import db
 from app.generation import services as generation_services
 from app.generation.models import Generation
 from app.generation.recovery import INTERRUPTED, fail_and_refund
+from app.knowledge import services as knowledge_base
 from app.outbox import services as outbox
 from app.quota.services import QuotaExceeded
 from app.workspaces.models import Workspace
@@ -88,7 +89,8 @@ def _run_row(row_id: int) -> str:
         generation = generation_services.start(
             workspace=workspace, user=user, template=run.template, values=row.inputs, tone=row.tone,
             language=row.language, variant_count=row.variant_count, creativity=row.creativity,
-            version=run.template_version, bulk_row_id=row.id, schedule=False)
+            version=run.template_version, bulk_row_id=row.id, schedule=False,
+            knowledge=knowledge_base.Choice(mode="auto"))  # each row grounded in the workspace's facts
     except QuotaExceeded:
         db.session.rollback()
         services.move_row(row_id, ("running",), "pending")

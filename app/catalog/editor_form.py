@@ -217,6 +217,7 @@ def sample_values(state: EditorState, fields: list[dict[str, Any]]) -> dict[str,
     context.update(tone=state.samples.get("tone") or "Friendly", language=state.samples.get("language") or "English",
                    brand_voice=state.samples.get("brand_voice", ""),
                    variant_count=_sample_variant_count(variant_count))
+    context["knowledge"] = ""  # test runs do not retrieve knowledge
     return context
 
 

@@ -13,7 +13,7 @@ FORMATS = ("single", "list")
 SLUG_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 ICON_RE = re.compile(r"^[a-z][a-z0-9-]{0,39}$")
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
-RESERVED_NAMES = {"tone", "language", "variant_count", "brand_voice", "creativity", "variants"}
+RESERVED_NAMES = {"tone", "language", "variant_count", "brand_voice", "creativity", "variants", "knowledge"}
 TOP_KEYS = {"slug", "name", "category", "description", "icon", "fields", "output", "system_prompt", "user_prompt",
             "llm"}
 LLM_KEYS = {"model", "temperature", "max_tokens"}
@@ -24,6 +24,7 @@ CONTEXT_VARIABLES = {
     "language": "the output language, e.g. English",
     "brand_voice": "the chosen brand voice as text, or empty",
     "variant_count": "how many variants were asked for",
+    "knowledge": "facts chosen from the knowledge base, or empty",
 }
 FIELD_KEYS = {"name", "label", "type", "required", "max_length", "placeholder", "help", "options", "min", "max"}
 TEXT_MAX = {"text": 200, "textarea": 4000}
@@ -145,6 +146,7 @@ def sample_context(fields: list[dict[str, Any]]) -> dict[str, Any]:
         else:
             context[field["name"]] = f"sample {field['name']}"
     context.update(tone="Friendly", language="English", variant_count=3, brand_voice="")
+    context["knowledge"] = ""
     return context
 
 

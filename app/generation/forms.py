@@ -51,9 +51,14 @@ def _field_for(spec: dict[str, Any]):
     return WholeNumberField(label, validators=checks, description=help_text, render_kw=render_kw)
 
 
-def build_generate_form(version: TemplateVersion, brand_voices=(), **kwargs) -> FlaskForm:
-    """A form class with one input per template field, then the common settings."""
+def build_generate_form(version: TemplateVersion, brand_voices=(), knowledge=None, **kwargs) -> FlaskForm:
+    """A form class with one input per template field, then the common settings.
+
+    `knowledge`: (items, tags) of the workspace's knowledge base, or None for no knowledge fields."""
     attrs = {f"f_{spec['name']}": _field_for(spec) for spec in version.fields}
+    if knowledge:
+        from app.knowledge.forms import generate_fields
+        attrs.update(generate_fields(*knowledge))
     attrs["brand_voice"] = SelectField(
         "Brand voice", coerce=int, validate_choice=True,
         choices=[SelectChoice(0, "None")] + [SelectChoice(v.id, v.name) for v in brand_voices], default=0,

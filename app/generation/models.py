@@ -55,6 +55,8 @@ class Generation(db.Model):
     # The bulk run row this generation wrote (app/bulk); None for a generation from the form.
     bulk_row_id: Mapped[int | None] = mapped_column(
         ForeignKey("bulk_rows.id", ondelete="SET NULL", name="fk_generations_bulk_row_id_bulk_rows"), index=True)
+    # The knowledge passages put into this generation's prompt: [{"item_id", "passage_id", "title", "text"}].
+    knowledge_passages: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]

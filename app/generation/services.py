@@ -18,6 +18,7 @@ from app.generation.models import Generation, Variant
 from app.generation.rules import check
 from app.generation.options import BALANCED, CREATIVITY
 from app.llm import settings as model_settings
+from app.knowledge import services as knowledge_base
 from app.quota import services as quota
 from app.workspaces.models import Workspace
 from app.outbox.services import enqueue_after_commit
@@ -51,6 +52,7 @@ def build_context(version: TemplateVersion, values: dict[str, Any], *, tone: str
         value = values.get(field["name"])
         context[field["name"]] = "" if value is None else value
     context.update(tone=tone, language=language, variant_count=variant_count, brand_voice=brand_voice)
+    context["knowledge"] = ""  # the chosen knowledge passages as text (start() fills it)
     return context
 
 
@@ -62,7 +64,8 @@ def _search_document(template: Template, inputs: dict[str, Any], texts: list[str
 def start(*, workspace: Workspace, user: User, template: Template, values: dict[str, Any],
           tone: str, language: str, variant_count: int, creativity: str,
           parent_variant: Variant | None = None, brand_voice: BrandVoice | None = None,
-          version: TemplateVersion | None = None, bulk_row_id: int | None = None, schedule: bool = True) -> Generation:
+          version: TemplateVersion | None = None, bulk_row_id: int | None = None, schedule: bool = True,
+          knowledge: knowledge_base.Choice | None = None) -> Generation:
     """Record a generation, reserve its quota and enqueue its job after commit.
 
     Raises PromptError if the template cannot be rendered, ModelNotAllowed if a
@@ -78,8 +81,11 @@ def start(*, workspace: Workspace, user: User, template: Template, values: dict[
         raise ValueError("brand voice of another workspace")
     context = build_context(version, values, tone=tone, language=language, variant_count=variant_count,
                             brand_voice=brand_voice.as_prompt_text() if brand_voice else "")
+    passages = knowledge_base.passages_for(workspace, knowledge, values)
+    context["knowledge"] = knowledge_base.facts_text(passages)
     system_prompt = render_prompt(version.system_prompt, context)
     user_prompt = render_prompt(version.user_prompt, context)
+    user_prompt = knowledge_base.with_facts(version, user_prompt, context["knowledge"], workspace.name)
     if parent_variant is not None:
         user_prompt += (
             "\n\nWrite a fresh variant in the same spirit, style and length as this one "
@@ -105,6 +111,7 @@ def start(*, workspace: Workspace, user: User, template: Template, values: dict[
         brand_voice_id=brand_voice.id if brand_voice is not None else None,
         search_document=_search_document(template, values, []),
         bulk_row_id=bulk_row_id,
+        knowledge_passages=passages or None,
     )
     db.session.add(generation)
     db.session.flush()
@@ -147,6 +154,7 @@ def rerun(generation: Generation, user: User, workspace: Workspace) -> Generatio
         workspace=workspace, user=user, template=_still_published(generation.template), values=generation.inputs,
         tone=generation.tone, language=generation.language, variant_count=generation.variant_count,
         creativity=_creativity_name(generation.creativity), brand_voice=_voice(generation),
+        knowledge=knowledge_base.Choice.again(generation),
     )
 
 
@@ -157,6 +165,7 @@ def more_like(variant: Variant, user: User, workspace: Workspace) -> Generation:
         workspace=workspace, user=user, template=_still_published(source.template), values=source.inputs,
         tone=source.tone, language=source.language, variant_count=source.variant_count,
         creativity=_creativity_name(source.creativity), parent_variant=variant, brand_voice=_voice(source),
+        knowledge=knowledge_base.Choice.again(source),
     )
 
 

@@ -20,6 +20,8 @@ from app.generation.forms import build_generate_form, template_fields, values_fr
 from app.generation.models import Generation, Variant
 from app.admin.model_policy import ModelNotAllowed
 from app.generation.live import StreamLease, TooManyStreams
+from app.knowledge.forms import choice_from as knowledge_choice
+from app.knowledge.views import options_for as knowledge_options
 from app.generation.streams import EXPIRED_EVENT, RETRY_LINE, iter_sse, partial_texts
 from app.outbox import services as outbox
 from app.quota.services import QuotaExceeded
@@ -91,7 +93,7 @@ def write(slug: str):
         abort(404)
     version = template.published_version
     voices = voices_of(g.workspace.id) if has_feature(g.workspace, "brand_voices") else []
-    form = build_generate_form(version, brand_voices=voices)
+    form = build_generate_form(version, brand_voices=voices, knowledge=knowledge_options(g.workspace))
     status = 200
     if form.validate_on_submit():
         try:
@@ -100,6 +102,7 @@ def write(slug: str):
                 values=values_from(form, version), tone=form.tone.data, language=form.language.data,
                 variant_count=form.variant_count.data, creativity=form.creativity.data,
                 brand_voice=next((v for v in voices if v.id == form.brand_voice.data), None),
+                knowledge=knowledge_choice(form),
             )
         except QuotaExceeded as exc:
             flash(_quota_message(exc), "error")

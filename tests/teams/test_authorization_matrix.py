@@ -87,6 +87,16 @@ MATRIX = {
     ("brand.edit", "GET"): ("/brand-voices/{voice}/edit", TEAM_MANAGER, None),
     ("brand.edit", "POST"): ("/brand-voices/{voice}/edit", TEAM_MANAGER, {"name": ""}),
     ("brand.delete", "POST"): ("/brand-voices/{deletable_voice}/delete", TEAM_MANAGER, {}),
+    ("knowledge.index", "GET"): ("/knowledge", WORKSPACE, None),
+    ("knowledge.create", "GET"): ("/knowledge/new", MANAGER, None),
+    ("knowledge.create", "POST"): ("/knowledge/new", MANAGER, {"title": ""}),
+    ("knowledge.upload", "GET"): ("/knowledge/upload", MANAGER, None),
+    ("knowledge.upload", "POST"): ("/knowledge/upload", MANAGER, {}),
+    ("knowledge.show", "GET"): ("/knowledge/{knowledge_item}", TEAM_OBJECT, None),
+    ("knowledge.edit", "GET"): ("/knowledge/{knowledge_item}/edit", TEAM_MANAGER, None),
+    ("knowledge.edit", "POST"): ("/knowledge/{knowledge_item}/edit", TEAM_MANAGER, {"title": ""}),
+    ("knowledge.archive", "POST"): ("/knowledge/{knowledge_item}/archive", TEAM_MANAGER, {}),
+    ("knowledge.delete", "POST"): ("/knowledge/{deletable_knowledge}/delete", TEAM_MANAGER, {}),
     ("projects.index", "GET"): ("/projects", WORKSPACE, None),
     ("projects.index", "POST"): ("/projects", WORKSPACE, {"name": ""}),
     ("projects.show", "GET"): ("/projects/{project}", TEAM_OBJECT, None),
@@ -222,7 +232,10 @@ def visitors(app, team, run_worker, make_user):
         deletable_variants = db.session.scalars(select(Variant.id).where(Variant.generation_id == deletable)).all()
         voices = [BrandVoice(workspace_id=team.workspace_id, name=f"Voice {i}") for i in range(3)]
         projects = [Project(workspace_id=team.workspace_id, name=f"P{i}") for i in range(6)]
-        db.session.add_all(voices + projects)
+        from app.knowledge.models import KnowledgeItem
+        knowledge = [KnowledgeItem(workspace_id=team.workspace_id, kind="faq", title=f"K{i}", body="Fact", tags=[])
+                     for i in range(3)]
+        db.session.add_all(voices + projects + knowledge)
         db.session.flush()
         # Project 0 for reading; 1-2 to delete; 3-5 each hold an item to remove.
         items = [ProjectItem(project_id=projects[i].id, variant_id=variant_id) for i in (0, 3, 4, 5)]
@@ -264,19 +277,20 @@ def visitors(app, team, run_worker, make_user):
             "site_job": site_job, "ws_job": ws_job,
             "workspace": team.workspace_id, "generation": generation, "variant": variant_id,
             "voice": voices[0].id, "project": projects[0].id, "invitation": invitation.id,
+            "knowledge_item": knowledge[0].id,
             "member_membership": member_membership, "owner_membership": owner_membership,
             "hook": hook_ids[0], "hook_delivery": hook_delivery_id,
             "per_role": {
                 "member": {"deletable_variant": deletable_variants[0], "deletable_voice": voices[1].id,
-                           "style_entry": style_entries[0].id,
+                           "style_entry": style_entries[0].id, "deletable_knowledge": knowledge[1].id,
                            "deletable_project": projects[1].id, "item": items[1].id,
                            "item_project": projects[3].id},
                 "admin": {"deletable_variant": deletable_variants[1], "deletable_voice": voices[1].id,
-                          "style_entry": style_entries[1].id,
+                          "style_entry": style_entries[1].id, "deletable_knowledge": knowledge[1].id,
                           "deletable_project": projects[1].id, "item": items[2].id,
                           "item_project": projects[4].id},
                 "owner": {"deletable_variant": deletable_variants[2], "deletable_voice": voices[2].id,
-                          "style_entry": style_entries[2].id,
+                          "style_entry": style_entries[2].id, "deletable_knowledge": knowledge[2].id,
                           "deletable_project": projects[2].id, "item": items[3].id,
                           "item_project": projects[5].id},
             },
