@@ -30,7 +30,8 @@ from app.catalog.models import Template, TemplateVersion
 from app.catalog.rendering import PromptError, render_prompt
 from app.extensions import db
 from app.generation.forms import build_generate_form
-from app.generation.services import CREATIVITY, LANGUAGES, TONES, build_context
+from app.generation.options import CREATIVITY
+from app.generation.services import LANGUAGES, TONES, build_context
 from app.outbox.services import enqueue_after_commit
 from app.quota import services as quota
 from app.workspaces.models import Membership, Workspace

@@ -10,7 +10,8 @@ from app.bulk.forms import ActionForm, UploadForm
 from app.bulk.models import BulkRun
 from app.catalog.services import get_published
 from app.extensions import db, limiter
-from app.generation.services import CREATIVITY, LANGUAGES, MAX_VARIANTS, TONES
+from app.generation.options import CREATIVITY, MAX_VARIANTS
+from app.generation.services import LANGUAGES, TONES
 from app.web import workspace_required
 from app.workspaces.services import get_in_workspace_or_404
 
