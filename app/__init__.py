@@ -49,6 +49,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     from app.brand.views import bp as brand_bp
     from app.catalog.editor import site_bp as template_admin_bp, workspace_bp as workspace_templates_bp
     from app.catalog.views import bp as catalog_bp
+    from app.exports.views import bp as exports_bp
     from app.generation.views import bp as generation_bp
     from app.health.cli import cli as workers_cli
     from app.health.views import bp as health_bp
@@ -57,7 +58,8 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     from app.teams.views import bp as teams_bp
 
     for blueprint in (auth_bp, catalog_bp, generation_bp, history_bp, health_bp, teams_bp, brand_bp, projects_bp,
-                      billing_bp, billing_cli, workers_cli, admin_bp, template_admin_bp, workspace_templates_bp):
+                      billing_bp, billing_cli, workers_cli, admin_bp, template_admin_bp, workspace_templates_bp,
+                      exports_bp):
         app.register_blueprint(blueprint)
     csrf.exempt(health_bp)
 
