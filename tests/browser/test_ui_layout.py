@@ -25,6 +25,7 @@ pytestmark = pytest.mark.browser
 AXE = (Path(__file__).parent / "vendor" / "axe-4.14.1.min.js").read_text(encoding="utf-8")
 WIDTHS = {"desktop": 1366, "phone": 360}
 LONG_WORD = "https://example.com/" + "x" * 1180
+LONG_EMAIL = "a.very.long.address.for.the.marketing.team@department.example.com"
 RUN_AXE = """async () => {
   const result = await axe.run(document, {resultTypes: ["violations"]});
   return result.violations
@@ -58,11 +59,19 @@ def check_page(page, path: str, label: str) -> list[str]:
 def owner_with_long_result(app, browser, live_server, make_user, worker_process, fake_llm):
     """An owner (site admin too) whose workspace has one generation of a 1,200-character word."""
     user_id = make_user("wide@example.com", PASSWORD)
+    teammate_id = make_user(LONG_EMAIL, PASSWORD)
     with app.app_context():
         db.session.get(User, user_id).is_site_admin = True
         workspace_id = db.session.scalars(select(Membership.workspace_id).where(Membership.user_id == user_id)).one()
         db.session.commit()
-        teams.set_seats(workspace_id, 2, generations_per_seat=20, plan="pro")
+        teams.set_seats(workspace_id, 3, generations_per_seat=20, plan="pro")
+        # A teammate with a long address and a pending invitation: the team and usage tables have rows,
+        # and every seat is taken (the members page shows its one "seats taken" message).
+        owner = db.session.get(User, user_id)
+        db.session.add(Membership(workspace_id=workspace_id, role="member", user_id=teammate_id))
+        db.session.commit()
+        teams.invite(workspace_id, owner, "pending.person.with.a.long.address@example.com", "member")
+        db.session.commit()
         db.session.remove()
     fake_llm.default_reply = lambda _request: LONG_WORD
     context = browser.new_context(base_url=live_server, viewport={"width": 1366, "height": 900})
@@ -100,3 +109,20 @@ def test_main_pages_fit_and_pass_axe(owner_with_long_result, browser, live_serve
     finally:
         anonymous.close()
     assert not problems, "\n".join(problems)
+
+
+def test_phone_header_is_compact_and_log_out_is_reachable(owner_with_long_result):
+    context, _ = owner_with_long_result
+    page = context.new_page()
+    page.set_viewport_size({"width": 360, "height": 740})
+    page.goto("/templates")
+    header = page.locator("header.topbar").bounding_box()
+    assert header["height"] <= 740 * 0.25, header  # it took 35% of a phone's screen
+    log_out = page.locator("header form button:has-text('Log out')")
+    expect(log_out).to_be_in_viewport(ratio=1)
+    page.goto("/workspace/members")
+    expect(page.locator("[data-testid=seats-full]")).to_have_count(1)
+    expect(page.locator("form[action$='/workspace/invitations']")).to_have_count(0)
+    expect(page.locator("tr[data-member='%s']" % LONG_EMAIL)).to_be_visible()
+    log_out.click()
+    expect(page).to_have_url(re.compile(r"/(login)?$"))
