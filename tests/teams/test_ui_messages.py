@@ -2,6 +2,8 @@
 messages fit who reads them (owner, member, site admin) and never point at a command line."""
 from __future__ import annotations
 
+import html
+
 from sqlalchemy import func, select
 
 from app.auth.models import User
@@ -70,3 +72,16 @@ def test_billing_off_site_admin_is_pointed_at_the_admin_console(app, make_user):
     client.post("/login", data={"email": "root@example.com", "password": "correct-horse-battery"})
     page = client.get("/billing").get_data(as_text=True)
     assert 'data-testid="admin-hint"' in page and f"/admin/workspaces/{workspace_id}" in page
+
+
+def test_an_invited_member_who_is_removed_gets_a_workspace_of_their_own(app, team):
+    team.client("owner@example.com").post("/workspace/invitations", data={"email": "brief@example.com", "role": "member"})
+    guest = app.test_client()
+    guest.post(team.invite_link("brief@example.com"), data={"password": "a-new-password", "confirm": "a-new-password"})
+    removed = team.client("owner@example.com").post(f"/workspace/members/{team.membership_id('brief@example.com')}/remove")
+    assert removed.status_code == 302
+    with app.app_context():
+        user_id = db.session.scalars(select(User.id).where(User.email == "brief@example.com")).one()
+        workspaces = db.session.scalars(select(Membership.workspace_id).where(Membership.user_id == user_id)).all()
+        assert len(workspaces) == 1 and workspaces[0] != team.workspace_id
+    assert "brief's workspace" in html.unescape(guest.get("/templates").get_data(as_text=True))
