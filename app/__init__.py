@@ -51,6 +51,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     from app.catalog.editor import site_bp as template_admin_bp, workspace_bp as workspace_templates_bp
     from app.catalog.views import bp as catalog_bp
     from app.checks.views import bp as checks_bp
+    from app.exports.views import bp as exports_bp
     from app.generation.views import bp as generation_bp
     from app.health.cli import cli as workers_cli
     from app.health.views import bp as health_bp
@@ -62,7 +63,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
 
     for blueprint in (auth_bp, catalog_bp, generation_bp, history_bp, health_bp, teams_bp, brand_bp, projects_bp,
                       billing_bp, billing_cli, workers_cli, admin_bp, template_admin_bp, workspace_templates_bp,
-                      checks_bp):
+                      checks_bp, exports_bp):
         app.register_blueprint(blueprint)
     app.register_blueprint(webhooks_bp)
     app.register_blueprint(bulk_bp)

@@ -32,8 +32,13 @@ def find_by_email(email: str) -> User | None:
     return db.session.scalars(select(User).where(func.lower(User.email) == normalise_email(email))).first()
 
 
-def sign_up(email: str, password: str) -> User:
-    """Create the account and its personal Free workspace in one transaction."""
+def sign_up(email: str, password: str, *, personal_workspace: bool = True) -> User:
+    """Create the account and its personal Free workspace in one transaction.
+
+    Someone signing up through an invitation joins that workspace instead (personal_workspace=False):
+    an empty personal workspace would only sit in their switcher. Teams' invitation view gives them
+    one after all if the invitation cannot be accepted, so nobody is left without a workspace.
+    """
     email = normalise_email(email)
     if find_by_email(email) is not None:
         raise EmailTaken(email)
@@ -42,7 +47,8 @@ def sign_up(email: str, password: str) -> User:
     db.session.add(user)
     try:
         db.session.flush()
-        create_personal_workspace(user)
+        if personal_workspace:
+            create_personal_workspace(user)
         db.session.commit()
     except IntegrityError as exc:
         db.session.rollback()

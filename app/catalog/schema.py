@@ -15,7 +15,8 @@ ICON_RE = re.compile(r"^[a-z][a-z0-9-]{0,39}$")
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 RESERVED_NAMES = {"tone", "language", "variant_count", "brand_voice", "creativity", "variants", "knowledge"}
 TOP_KEYS = {"slug", "name", "category", "description", "icon", "fields", "output", "system_prompt", "user_prompt",
-            "llm"}
+            "llm", "keywords", "example"}
+MAX_KEYWORDS, KEYWORD_MAX = 20, 40
 LLM_KEYS = {"model", "temperature", "max_tokens"}
 MAX_TOKENS_LIMIT = 16_000
 # What every prompt may use besides the fields (see generation.services.build_context).
@@ -202,4 +203,46 @@ def validate_template_data(data: Any, where: str = "template") -> dict[str, Any]
     }
     if llm:  # only when set, so the content hash of seed files without it is unchanged
         clean["llm"] = llm
+    validate_extras(data, fields, where)
+    return clean
+
+
+def validate_extras(data: dict[str, Any], fields: list[dict[str, Any]], where: str = "template") -> dict[str, Any]:
+    """A seed file's catalogue metadata, not part of a version: search keywords and an example input.
+
+    Kept out of the clean data (and so out of the content hash and the versions): changing a keyword
+    must not publish a new version of the template. catalog.services.seed_extras reads them.
+    """
+    return {"keywords": validate_keywords(data.get("keywords"), f"{where}: keywords"),
+            "example": validate_example(data.get("example"), fields, f"{where}: example")}
+
+
+def validate_keywords(keywords: Any, where: str) -> list[str]:
+    """Search synonyms ("tweet" for the X post): at most 20 short lowercase words or phrases."""
+    if keywords is None:
+        return []
+    if not isinstance(keywords, list) or len(keywords) > MAX_KEYWORDS or not all(
+            isinstance(k, str) and 0 < len(k.strip()) <= KEYWORD_MAX for k in keywords):
+        _fail(where, f"keywords must be a list of at most {MAX_KEYWORDS} words of 1 to {KEYWORD_MAX} characters")
+    return [k.strip().lower() for k in keywords]
+
+
+def validate_example(example: Any, fields: list[dict[str, Any]], where: str) -> dict[str, str]:
+    """A sample input per field name, valid for that field (a select's value is one of its options)."""
+    if example is None:
+        return {}
+    by_name = {f["name"]: f for f in fields}
+    if not isinstance(example, dict) or not set(example) <= set(by_name):
+        _fail(where, f"example must map field names ({', '.join(by_name)}) to sample values")
+    clean = {}
+    for name, value in example.items():
+        spec, text = by_name[name], str(value).strip()
+        if spec["type"] == "select" and text not in spec["options"]:
+            _fail(where, f"{name}: {text!r} is not one of the options")
+        if len(text) > spec.get("max_length", 200):
+            _fail(where, f"{name}: at most {spec.get('max_length')} characters")
+        clean[name] = text
+    missing = [f["name"] for f in fields if f["required"] and f["name"] not in clean]
+    if missing:
+        _fail(where, f"no example for required field(s) {', '.join(missing)}")
     return clean

@@ -1,16 +1,17 @@
 """Catalogue rules: seeding from data files, listing, finding a published template."""
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from pathlib import Path
 
 import yaml
-from sqlalchemy import func, or_, select
+from sqlalchemy import and_, func, or_, select
 
 from app.bounds import escape_like
 from app.catalog.models import CATEGORIES, Template, TemplateVersion
-from app.catalog.schema import TemplateDataError, validate_template_data
+from app.catalog.schema import TemplateDataError, validate_extras, validate_template_data
 from app.extensions import db
 
 SEED_DIR = Path(__file__).resolve().parent / "seed"
@@ -36,6 +37,39 @@ def load_seed_files(directory: Path = SEED_DIR) -> list[dict]:
         slugs.add(data["slug"])
         templates.append(data)
     return templates
+
+
+@functools.cache
+def seed_extras(directory: Path = SEED_DIR) -> dict[str, dict]:
+    """slug -> {"keywords": [...], "example": {field: value}} of the built-in templates (read once).
+
+    From the seed files rather than the database: they are the catalogue's own metadata, change with
+    the code, and need no migration; an admin's template has none (its search is name and description).
+    """
+    extras = {}
+    for path in sorted(directory.glob("*.yaml")):
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = validate_template_data(raw, path.name)
+        extras[data["slug"]] = validate_extras(raw, data["fields"], path.name)
+    return extras
+
+
+def keyword_matches(query: str) -> list[str]:
+    """Slugs of built-in templates with a keyword containing the query, or contained in it ("cta button")."""
+    query = " ".join(query.lower().split())
+    if not query:
+        return []
+    words = set(query.split())
+    return [slug for slug, extra in seed_extras().items()
+            if any(query in k or k in words for k in extra["keywords"])]
+
+
+def example_for(template: Template) -> dict[str, str]:
+    """The example input of a built-in template, limited to the fields its published version still has."""
+    if template.workspace_id is not None or template.published_version is None:
+        return {}
+    names = {f["name"] for f in template.published_version.fields}
+    return {k: v for k, v in seed_extras().get(template.slug, {}).get("example", {}).items() if k in names}
 
 
 def _content_hash(data: dict) -> str:
@@ -111,8 +145,10 @@ def list_templates(query: str = "", category: str = "", workspace_id: int | None
     query = query.strip()
     if query:
         like = f"%{escape_like(query.lower())}%"
+        by_keyword = keyword_matches(query)
         stmt = stmt.where(or_(func.lower(Template.name).like(like, escape="\\"),
-                              func.lower(Template.description).like(like, escape="\\")))
+                              func.lower(Template.description).like(like, escape="\\"),
+                              and_(Template.workspace_id.is_(None), Template.slug.in_(by_keyword))))
     templates = list(db.session.scalars(stmt.order_by(Template.name)))
     order = {c: i for i, c in enumerate(CATEGORIES)}
     return sorted(templates, key=lambda t: (order.get(t.category, 99), t.name))

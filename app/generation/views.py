@@ -10,10 +10,11 @@ from flask_login import current_user
 from redis.exceptions import RedisError
 
 from app.auth import sessions
+from app.billing.hints import more_seats_hint
 from app.billing.services import has_feature
 from app.brand.views import voices_of
 from app.catalog.rendering import PromptError, RenderBusy
-from app.catalog.services import get_published
+from app.catalog.services import example_for, get_published
 from app.extensions import db, limiter
 from app.generation import services
 from app.generation.forms import build_generate_form, template_fields, values_from
@@ -62,12 +63,13 @@ def _refusal_message(exc: QuotaExceeded | ModelNotAllowed) -> str:
 
 def _quota_message(exc: QuotaExceeded) -> str:
     whose = "Your workspace's shared pool has" if exc.scope == "pool" else "You have"
+    # The way to more generations depends on who reads this (owner or member) and on billing being on.
+    more = more_seats_hint(is_owner=g.membership.role == "owner", is_site_admin=current_user.is_site_admin)
     if g.workspace.seat_quota == 0 and g.workspace.plan == "free":
         return ("This workspace has no Free generations: the Free allowance comes with your personal "
-                "workspace only. Choose a plan in Billing to generate here, or switch to your personal workspace.")
+                f"workspace only. Switch to your personal workspace, or: {more}")
     if exc.remaining == 0:
-        return (f"{whose} no generations left this period. It renews at the start of the next period; "
-                "a workspace owner can add seats.")
+        return f"{whose} no generations left this period. It renews at the start of the next period. {more}"
     return (f"{whose} {exc.remaining} generation{'s' if exc.remaining != 1 else ''} left this period "
             f"and this needs {exc.requested}. Ask for fewer variants.")
 
@@ -120,17 +122,41 @@ def write(slug: str):
             return redirect(url_for("generation.show", generation_id=generation.id))
     elif form.is_submitted():
         status = 422
+    example = example_for(template)
+    if example and not form.is_submitted() and request.args.get("example") == "1":
+        _fill_example(form, example)  # "Fill with an example" without JavaScript
     return render_template(
         "generation/write.html", template=template, version=version, form=form,
         fields=template_fields(form, version), cost=actions.cost_line(g.workspace, current_user.id, form),
+        example=example,
     ), status
+
+
+def _fill_example(form, example: dict[str, str]) -> None:
+    """Put a built-in template's example input into its empty form."""
+    for name, value in example.items():
+        field = form[f"f_{name}"]
+        field.data = int(value) if field.type == "IntegerField" and value.isdigit() else value
 
 
 @bp.route("/generations/<int:generation_id>")
 @workspace_required
 def show(generation_id: int):
     generation = _generation_or_404(generation_id)
-    return render_template("generation/show.html", generation=generation, **_pane_context(generation))
+    return render_template("generation/show.html", generation=generation, **_pane_context(generation),
+                           **_settings_used(generation))
+
+
+def _settings_used(generation: Generation) -> dict:
+    """The sidebar's brand voice (None: none was used, or it was deleted since) and creativity name."""
+    from app.brand.models import BrandVoice
+
+    voice = db.session.get(BrandVoice, generation.brand_voice_id) if generation.brand_voice_id else None
+    if voice is not None and voice.workspace_id != generation.workspace_id:
+        voice = None
+    creativity = next((name for name, t in services.CREATIVITY.items() if t == generation.creativity),
+                      f"temperature {generation.creativity:g}")
+    return {"brand_voice_used": voice, "creativity_used": creativity}
 
 
 def _pane_context(generation: Generation) -> dict:
@@ -333,6 +359,9 @@ def delete(variant_id: int):
     generation_id = variant.generation_id
     services.delete_variant(variant)
     if is_htmx():
+        # The last one gone: say so in its place instead of leaving an empty column until a reload.
+        if not services.variants_of(generation_id):
+            return '<p class="empty" data-testid="all-deleted">All variants of this generation were deleted.</p>'
         return ""
     flash("Variant deleted.", "info")
     return redirect(url_for("generation.show", generation_id=generation_id))

@@ -130,7 +130,7 @@ def invitation(token: str):
     if request.method == "POST" and existing is None:
         if form.validate_on_submit():
             try:
-                user = auth.sign_up(invitation.email, form.password.data)
+                user = auth.sign_up(invitation.email, form.password.data, personal_workspace=False)
             except auth.EmailTaken:
                 flash("An account with this email exists already: log in to accept.", "error")
                 return redirect(url_for("auth.login", next=request.path))
@@ -139,6 +139,9 @@ def invitation(token: str):
                 teams.accept(invitation, user)
                 session["workspace_id"] = invitation.workspace_id
             except teams.TeamError as exc:
+                db.session.rollback()
+                teams.create_personal_workspace(user)  # not let in: they still get a workspace of their own
+                db.session.commit()
                 flash(str(exc), "error")
                 return redirect(url_for("catalog.index"))
             flash(f"Welcome to {invitation.workspace.name}!", "success")

@@ -324,14 +324,25 @@ def remove_member(actor: Membership, target: Membership) -> User:
         raise TeamError("Use 'Leave workspace' to remove yourself.")
     user = target.user
     db.session.delete(target)
+    _keep_a_workspace(user)
     db.session.commit()
     return user
+
+
+def _keep_a_workspace(user: User) -> None:
+    """Someone who signed up through an invitation has no personal workspace (issue 14): when they
+    leave or are removed from their last one, they get it now, so nobody is left without a workspace."""
+    db.session.flush()
+    if not db.session.scalar(select(Membership.id).where(Membership.user_id == user.id).limit(1)):
+        create_personal_workspace(user)
 
 
 def leave(membership: Membership) -> None:
     if membership.role == "owner":
         raise TeamError("Transfer ownership to another member before leaving.")
+    user = membership.user
     db.session.delete(membership)
+    _keep_a_workspace(user)
     db.session.commit()
 
 

@@ -196,3 +196,56 @@ document.addEventListener("submit", function (e) {
   var message = e.target.dataset && e.target.dataset.confirm;
   if (message && !window.confirm(message)) { e.preventDefault(); e.stopImmediatePropagation(); }
 }, true);
+
+/* Back/Forward after an htmx filter (catalogue, history): htmx restores the page's saved HTML, whose
+   controls show what the server first rendered, not the filter of the restored URL. Set them from the URL. */
+document.addEventListener("htmx:historyRestore", function () {
+  var params = new URLSearchParams(window.location.search);
+  document.querySelectorAll("form.filters").forEach(function (form) {
+    Array.prototype.forEach.call(form.elements, function (el) {
+      if (!el.name) return;
+      if (el.type === "checkbox") { el.checked = params.getAll(el.name).indexOf(el.value) !== -1; }
+      else if (el.tagName === "SELECT" || el.type === "search" || el.type === "text") { el.value = params.get(el.name) || ""; }
+    });
+  });
+});
+
+/* "Copy all": every variant's text of a result (refunded ones left out), separated by a blank line. */
+document.addEventListener("click", function (e) {
+  var button = e.target.closest("[data-copy-all]");
+  if (!button) return;
+  var texts = Array.prototype.map.call(document.querySelectorAll(button.dataset.copyAll), function (el) {
+    return el.textContent.trim();
+  }).filter(Boolean);
+  var text = texts.join("\n\n");
+  var label = button.querySelector("span") || button;
+  var old = label.textContent;
+  function done() { label.textContent = "Copied " + texts.length; setTimeout(function () { label.textContent = old; }, 1500); }
+  if (navigator.clipboard && window.isSecureContext) { navigator.clipboard.writeText(text).then(done); }
+  else {
+    var area = document.createElement("textarea");
+    area.value = text; area.setAttribute("readonly", ""); area.className = "sr-only";
+    document.body.appendChild(area); area.select();
+    try { document.execCommand("copy"); } catch (err) { /* nothing else to try */ }
+    document.body.removeChild(area); done();
+  }
+});
+
+/* "Fill with an example": put a built-in template's example input into the form's fields in place
+   (the settings the user chose stay); without JavaScript the link reloads the form filled. */
+document.addEventListener("click", function (e) {
+  var link = e.target.closest("[data-fill-example]");
+  if (!link) return;
+  var form = document.getElementById("generate-form");
+  if (!form) return;
+  e.preventDefault();
+  var example = JSON.parse(link.dataset.fillExample);
+  Object.keys(example).forEach(function (name) {
+    var field = form.elements["f_" + name];
+    if (!field) return;
+    field.value = example[name];
+    field.dispatchEvent(new Event("input", {bubbles: true}));
+  });
+  var first = form.querySelector("[name^=f_]");
+  if (first) first.focus();
+});

@@ -66,6 +66,9 @@ MATRIX = {
     ("generation.write", "POST"): ("/write/x-post", WORKSPACE, {"variant_count": "9"}),
     ("history.index", "GET"): ("/history", WORKSPACE, None),
     ("generation.show", "GET"): ("/generations/{generation}", TEAM_OBJECT, None),
+    ("exports.generation", "GET"): ("/generations/{generation}/export.csv", TEAM_OBJECT, None),
+    # Another workspace's ids are simply not there: a redirect back to History with a message, no data.
+    ("exports.history", "GET"): ("/history/export?format=csv&ids={generation}", WORKSPACE, None),
     ("generation.stream", "GET"): ("/generations/{generation}/stream", TEAM_OBJECT, None),
     ("generation.variants", "GET"): ("/generations/{generation}/variants", TEAM_OBJECT, None),
     ("generation.regenerate", "POST"): ("/generations/{generation}/regenerate", TEAM_OBJECT, {}),

@@ -1,0 +1,1 @@
+"""Exports: a result, or a selection of History, as CSV, DOCX or Markdown."""
