@@ -114,7 +114,9 @@ def test_list_templates_ask_for_exactly_n_items_with_structured_output(app, clie
     items = fmt["json_schema"]["schema"]["properties"]["items"]
     assert items["minItems"] == items["maxItems"] == 10 and items["items"]["maxLength"] == 30
     variant = load(app, generation_id).variants[0]
-    assert variant.items == [f"Item {i} #1" for i in range(1, 11)]
+    # The fake numbers its answers "#n"; the claims check may ask for one repair of an unsupported "#1".
+    answer = len(fake_llm.chat_requests)
+    assert answer in (1, 2) and variant.items == [f"Item {i} #{answer}" for i in range(1, 11)]
     with app.app_context():  # the live stream showed lines, never JSON
         tokens = "".join(json.loads(f[b"data"])["t"] for _id, f in app.extensions["redis"].xrange(f"gen:{generation_id}")
                          if f[b"type"] == b"token")
