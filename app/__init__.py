@@ -60,6 +60,8 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
                       billing_bp, billing_cli, workers_cli, admin_bp, template_admin_bp, workspace_templates_bp):
         app.register_blueprint(blueprint)
     csrf.exempt(health_bp)
+    from app.api.setup import init_app as init_api
+    init_api(app)  # /api/v1 (Bearer keys, no CSRF), its OpenAPI document and docs page
 
     from app import web
     web.init_app(app)

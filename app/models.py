@@ -9,3 +9,4 @@ from app.workspaces.models import Invitation, Membership, Workspace  # noqa: F40
 from app.billing.models import Plan, StripeEvent  # noqa: F401
 from app.admin.models import AuditEntry, SiteSetting  # noqa: F401
 from app.outbox.models import OutboxMessage  # noqa: F401
+from app.api.models import ApiGeneration, ApiKey, IdempotencyRecord  # noqa: F401

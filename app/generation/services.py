@@ -1,7 +1,7 @@
 """Generation rules: render the prompt, reserve quota, record, enqueue after commit."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from flask import current_app
 from sqlalchemy import select
@@ -61,12 +61,15 @@ def _search_document(template: Template, inputs: dict[str, Any], texts: list[str
 
 def start(*, workspace: Workspace, user: User, template: Template, values: dict[str, Any],
           tone: str, language: str, variant_count: int, creativity: str,
-          parent_variant: Variant | None = None, brand_voice: BrandVoice | None = None) -> Generation:
+          parent_variant: Variant | None = None, brand_voice: BrandVoice | None = None,
+          on_record: Callable[[Generation], None] | None = None) -> Generation:
     """Record a generation, reserve its quota and enqueue its job after commit.
 
     Raises PromptError if the template cannot be rendered, ModelNotAllowed if a
     workspace template's model is no longer allowed, and QuotaExceeded when the
     user has too few generations left; either way nothing is written.
+    `on_record(generation)` runs after the row is flushed, inside the same transaction (the API
+    links the generation to its key there).
     """
     if not billing.has_seat(workspace, user.id):
         raise NoSeat()
@@ -104,6 +107,8 @@ def start(*, workspace: Workspace, user: User, template: Template, values: dict[
     )
     db.session.add(generation)
     db.session.flush()
+    if on_record is not None:
+        on_record(generation)
     try:
         quota.reserve(workspace, user.id, generation.id, variant_count)
     except quota.QuotaExceeded:
