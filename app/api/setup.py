@@ -13,7 +13,7 @@ import os
 
 from flask import Blueprint, Flask, render_template, request
 from flask_smorest import Api
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, default_exceptions
 
 from app.api import auth, problems, ratelimit, schemas
 from app.api.views import bp
@@ -139,9 +139,11 @@ def _wire_blueprint() -> None:
     def _problem(exc: problems.Problem):
         return problems.from_problem(exc)
 
-    @bp.errorhandler(HTTPException)
-    def _http(exc: HTTPException):
-        return _problem_for_http(exc)
+    # By code as well as by class: Flask prefers an app-level handler for the code (the browser's
+    # error pages) over a blueprint's handler for the class.
+    for code in default_exceptions:
+        bp.register_error_handler(code, _problem_for_http)
+    bp.register_error_handler(HTTPException, _problem_for_http)
 
     @bp.errorhandler(Exception)
     def _unexpected(exc: Exception):

@@ -6,6 +6,7 @@ from datetime import datetime, time
 from flask import Blueprint, abort, flash, g, redirect, render_template, url_for
 from flask_login import current_user
 from sqlalchemy import select
+from wtforms.fields.choices import SelectChoice
 
 from app.api import keys
 from app.api.forms import ApiKeyForm
@@ -23,15 +24,13 @@ def _form() -> ApiKeyForm:
     form = ApiKeyForm()
     members = db.session.execute(select(Membership.user_id, User.email).join(User, User.id == Membership.user_id)
                                  .where(Membership.workspace_id == g.workspace.id).order_by(User.email)).all()
-    form.charge_user_id.choices = [(user_id, email) for user_id, email in members]
+    form.charge_user_id.choices = [SelectChoice(user_id, email) for user_id, email in members]
     if form.charge_user_id.data is None:
         form.charge_user_id.data = current_user.id
     return form
 
 
 def _page(form: ApiKeyForm, status: int = 200, new_secret: str | None = None):
-    if not has_feature(g.workspace, "api_access"):
-        return render_template("api/upgrade.html"), 402
     return render_template("api/keys.html", form=form, api_keys=keys.keys_of(g.workspace.id), new_secret=new_secret,
                            pooled=g.workspace.quota_mode == "pooled", now=keys.utcnow()), status
 
@@ -40,9 +39,9 @@ def _page(form: ApiKeyForm, status: int = 200, new_secret: str | None = None):
 @workspace_required
 @manager_required
 def index():
+    if not has_feature(g.workspace, "api_access"):
+        return render_template("api/upgrade.html"), 402
     form = _form()
-    if form.is_submitted() and not has_feature(g.workspace, "api_access"):
-        return _page(form)
     if form.validate_on_submit():
         expires = datetime.combine(form.expires_on.data, time()) if form.expires_on.data else None
         try:
