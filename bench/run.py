@@ -13,8 +13,8 @@ measures, in one run, on a private stack started the way `make run` starts it:
       (PSS) against the number of generations in flight.
 The very last line of stdout is
   ttft_added_ms=<n> total_ratio=<x> burst_p95_ratio=<x> burst_errors=<n> burst300_p95_ratio=<x>
-  burst300_errors=<n> cpu_ratio=<x> cpu_ms_per_gen=<n> mib_per_inflight=<x>
-(on one line). See bench/README.md for the method and the recorded figures.
+  burst300_errors=<n> cpu_ratio=<x> cpu_ms_per_gen=<n> mib_per_inflight=<x> api_ttft_added_ms=<n>
+(on one line; api_ttft_added_ms: the same TTFT through /api/v1, bench/api.py). See bench/README.md for the method and the recorded figures.
 
 Settings (environment):
   BENCH_RQ_WORKERS, BENCH_WEB_THREADS, BENCH_WEB_WORKERS   override make run's
@@ -39,6 +39,9 @@ Settings (environment):
                                1: every thread, waiting or not; cpu: running threads only)
   BENCH_PROFILE_SECONDS (12)   how long py-spy records from the burst's start
   BENCH_WORKER_NICE (0)        run the RQ pool under `nice -n N` (an experiment: make run does not)
+  BENCH_ONLY=api               only the API's figure (bench/api.py): no warm-up burst, no (a)/(b)/(c);
+                               the last line is then `api_ttft_added_ms=<n>`
+  BENCH_API_RUNS (8)           API/direct pairs for api_ttft_added_ms
   BENCH_DATABASE_URL           an empty database to use instead of SQLite in the temp dir
                                (e.g. a scratch PostgreSQL, to compare; it is migrated, not cleaned)
 """
@@ -58,6 +61,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 
+from bench import api as api_bench
 from bench.client import Timing, User, default_variants, direct_call, run_burst, template_form
 from bench.stack import Stack, machine_busy_seconds
 
@@ -403,6 +407,11 @@ class Bench:
         log(f"up in {time.monotonic() - t0:.1f}s: {self.report['stack']}")
         time.sleep(1.0)
         self.report["worker_pss_idle_mib"] = self.stack.pss_mib("worker")
+        if os.environ.get("BENCH_ONLY") == "api":
+            log("(api) only: generations through /api/v1 against direct openai calls...")
+            self.report["only"] = "api"
+            self.report["api"] = api_bench.measure(self)
+            return self.report
         form1 = template_form(self.slug, 1)
         log(f"signing up {max(self.users_n, self.users300) + 1} users (one loopback address each)...")
         single, burst_users = self.sign_up()
@@ -410,6 +419,8 @@ class Bench:
         sample = self.warm_up(single, burst_users, form1)
         log(f"(a) {self.runs} app generations and {self.runs} direct openai calls, alternating...")
         self.report["single"] = self.single(single, form1, sample)
+        log("(api) generations through /api/v1 against direct openai calls, alternating...")
+        self.report["api"] = api_bench.measure(self)
         time.sleep(1.0)
         log(f"(b) burst: {self.users_n} users submit at once ({self.client_procs} load-generator process(es))...")
         self.report["burst"] = self.burst(burst_users[: self.users_n])
@@ -463,6 +474,8 @@ def stack_cpu_ms_per_generation(burst: dict) -> float:
 
 
 def metrics(report: dict) -> dict:
+    if report.get("only") == "api":
+        return {"api_ttft_added_ms": api_bench.added_ms(report)}
     s, b = report["single"], report["burst"]
     c = report.get("burst300")
     nan = float("nan")
@@ -479,16 +492,19 @@ def metrics(report: dict) -> dict:
         "cpu_ratio": cpu_ms / s["direct_client_cpu_ms"] if s["direct_client_cpu_ms"] else nan,
         "cpu_ms_per_gen": round(cpu_ms),
         "mib_per_inflight": added / memory["in_flight"] if memory.get("in_flight") else nan,
+        "api_ttft_added_ms": api_bench.added_ms(report),
     }
 
 
 def last_line(m: dict) -> str:
     """The bench's very last line of stdout (its format is fixed: the lead's tools read it)."""
+    if set(m) == {"api_ttft_added_ms"}:
+        return f"api_ttft_added_ms={m['api_ttft_added_ms']}"
     return (f"ttft_added_ms={m['ttft_added_ms']} total_ratio={m['total_ratio']:.2f} "
             f"burst_p95_ratio={m['burst_p95_ratio']:.2f} burst_errors={m['burst_errors']} "
             f"burst300_p95_ratio={m['burst300_p95_ratio']:.2f} burst300_errors={m['burst300_errors']} "
             f"cpu_ratio={m['cpu_ratio']:.2f} cpu_ms_per_gen={m['cpu_ms_per_gen']} "
-            f"mib_per_inflight={m['mib_per_inflight']:.2f}")
+            f"mib_per_inflight={m['mib_per_inflight']:.2f} api_ttft_added_ms={m['api_ttft_added_ms']}")
 
 
 def burst_lines(label: str, b: dict, cpus: int) -> list[str]:
@@ -521,6 +537,10 @@ def burst_lines(label: str, b: dict, cpus: int) -> list[str]:
 
 
 def print_report(report: dict, m: dict) -> None:
+    if report.get("only") == "api":
+        print("\n".join(["", f"Copydeck bench (API only)  {report['date']}  (commit {report['commit']})",
+                         *api_bench.report_lines(report["api"]), ""]), flush=True)
+        return
     s, b = report["single"], report["burst"]
     prof = report["profile"]
     out = []
@@ -543,6 +563,8 @@ def print_report(report: dict, m: dict) -> None:
                + f" = {sum(cpu_gen.values()):.0f} ms; direct call: {s['direct_client_cpu_ms']:.0f} ms in the client")
     out.append(f"    other processes on the machine meanwhile: {s['other_cpu_per_s']:.2f} CPUs busy on average")
     out.append("")
+    if report.get("api"):
+        out += api_bench.report_lines(report["api"]) + [""]
     out += burst_lines("(b)", b, report["cpus"])
     out.append(f"    stack CPU per generation {m['cpu_ms_per_gen']} ms / bare openai client "
                f"{s['direct_client_cpu_ms']:.0f} ms per call in (a) = cpu_ratio {m['cpu_ratio']:.2f}")

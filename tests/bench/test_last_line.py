@@ -8,7 +8,7 @@ from bench.run import last_line, metrics
 LAST_LINE = re.compile(
     r"^ttft_added_ms=-?\d+ total_ratio=\d+\.\d\d burst_p95_ratio=\d+\.\d\d burst_errors=\d+ "
     r"burst300_p95_ratio=\d+\.\d\d burst300_errors=\d+ cpu_ratio=\d+\.\d\d cpu_ms_per_gen=\d+ "
-    r"mib_per_inflight=-?\d+\.\d\d$")
+    r"mib_per_inflight=-?\d+\.\d\d api_ttft_added_ms=-?\d+$")
 
 
 def _burst(users: int, p95: float, errors: int, cpu: dict, memory: dict | None = None) -> dict:
@@ -24,12 +24,18 @@ def test_figures_and_last_line_from_a_report():
                                          "fake_llm": 2.0, "load generator": 1.0, "other processes": 0.3}),
         "burst300": _burst(300, 3720.0, 2, {}, {"in_flight": 250, "pss_mib": 600.0}),
         "worker_pss_idle_mib": 100.0,
+        "api": {"api_ttft": 228.4, "direct_ttft": 206.0},
     }
     m = metrics(report)
     assert m == {"ttft_added_ms": 25, "total_ratio": 1240 / 1210, "burst_p95_ratio": 2.0, "burst_errors": 0,
                  "burst300_p95_ratio": 3.0, "burst300_errors": 2, "cpu_ratio": 1.5, "cpu_ms_per_gen": 60,
-                 "mib_per_inflight": 2.0}
+                 "mib_per_inflight": 2.0, "api_ttft_added_ms": 22}
     line = last_line(m)
     assert LAST_LINE.match(line), line
     assert line == ("ttft_added_ms=25 total_ratio=1.02 burst_p95_ratio=2.00 burst_errors=0 burst300_p95_ratio=3.00 "
-                    "burst300_errors=2 cpu_ratio=1.50 cpu_ms_per_gen=60 mib_per_inflight=2.00")
+                    "burst300_errors=2 cpu_ratio=1.50 cpu_ms_per_gen=60 mib_per_inflight=2.00 api_ttft_added_ms=22")
+
+
+def test_the_api_only_run_has_its_own_last_line():
+    m = metrics({"only": "api", "api": {"api_ttft": 230.0, "direct_ttft": 204.6}})
+    assert last_line(m) == "api_ttft_added_ms=25"
