@@ -79,13 +79,15 @@ class Guard:
             response.headers["Location"] = found.location
         return response
 
-    def claim(self) -> None:
-        """Add the record to the current transaction (call from within the effect's transaction)."""
+    def claim(self, status: int | None = None, body: str | None = None, location: str | None = None) -> None:
+        """Add the record to the current transaction (call from within the effect's transaction),
+        with the response when it is already known (then no second write is needed)."""
         if not self.key:
             return
         ttl = timedelta(hours=current_app.config["API_IDEMPOTENCY_TTL_HOURS"])
         self.record = IdempotencyRecord(api_key_id=self.api_key_id, key=self.key, fingerprint=self.fingerprint,
-                                        expires_at=utcnow() + ttl)
+                                        expires_at=utcnow() + ttl, status_code=status, response_body=body,
+                                        location=location)
         db.session.add(self.record)
 
     def store(self, status: int, body: str, location: str | None = None) -> None:

@@ -237,10 +237,17 @@ def generations_create(body: dict, wait: int = 0):
             raise Problem("validation-failed", "Unknown brand voice for this workspace.",
                           errors={"brand_voice_id": ["Unknown brand voice."]})
     key_id = g.api_key.id
+    created: dict[str, str | int] = {}
 
     def record(generation: Generation) -> None:
+        """Inside start()'s transaction: link the key, and build the 202 response and its idempotency
+        record now, so nothing needs the database after the commit (on SQLite a POST's every
+        transaction waits for the write lock, which the job is taking at that moment)."""
         db.session.add(ApiGeneration(generation_id=generation.id, api_key_id=key_id))
-        guard.claim()
+        created["id"] = generation.id
+        created["location"] = url_for("api_v1.generations_get", generation_id=generation.id, _external=True)
+        created["document"] = schemas.GenerationSchema().dumps(generation_doc(generation))
+        guard.claim(202, created["document"], created["location"])
 
     try:
         generation = services.start(
@@ -263,11 +270,7 @@ def generations_create(body: dict, wait: int = 0):
         raise Problem("template-refused", detail)
     except IntegrityError:
         return guard.after_conflict()
-    generation_id = generation.id
-    location = url_for("api_v1.generations_get", generation_id=generation_id, _external=True)
-    first = db.session.get(Generation, generation_id)
-    document = schemas.GenerationSchema().dumps(generation_doc(first))
-    guard.store(202, document, location)
+    generation_id, location, document = generation.id, created["location"], created["document"]
     status = 202
     if wait:
         _wait_for_end(generation_id, wait)
