@@ -365,19 +365,23 @@ def generations_stream(generation_id: int):
 
 # ---------------------------------------------------------------- variants
 
-def _variant_action(change) -> object:
-    """Run a variant change with Idempotency-Key support; answer the variant's generation."""
+def _variant_action(variant_id: int, apply) -> object:
+    """Change one variant with Idempotency-Key support (the record commits with the change);
+    answer the variant's generation."""
     guard = Guard(g.api_key)
     replayed = guard.replay()
     if replayed is not None:
         return replayed
-    result = change(guard)
-    if isinstance(result, Variant):
-        generation_id = result.generation_id
-        document = schemas.GenerationSchema().dumps(generation_doc(_generation_or_404(generation_id)))
-        guard.store(200, document)
-        return current_app.response_class(document, status=200, mimetype="application/json")
-    return result
+    variant = _variant_or_404(variant_id)
+    guard.claim()
+    try:
+        apply(variant)
+        db.session.commit()
+    except IntegrityError:
+        return guard.after_conflict()
+    document = schemas.GenerationSchema().dumps(generation_doc(_generation_or_404(variant.generation_id)))
+    guard.store(200, document)
+    return current_app.response_class(document, status=200, mimetype="application/json")
 
 
 @bp.route("/variants/<int:variant_id>/favourite", methods=["POST"])
@@ -387,16 +391,7 @@ def _variant_action(change) -> object:
 @problems(*COMMON, 400, 404, 409, 413, 415, 422)
 def variants_favourite(body: dict, variant_id: int):
     """Mark or unmark a variant as a favourite (a set, not a toggle, so retries are safe)."""
-    def change(guard):
-        variant = _variant_or_404(variant_id)
-        variant.is_favourite = body["favourite"]
-        guard.claim()
-        try:
-            db.session.commit()
-        except IntegrityError:
-            return guard.after_conflict()
-        return variant
-    return _variant_action(change)
+    return _variant_action(variant_id, lambda variant: setattr(variant, "is_favourite", body["favourite"]))
 
 
 @bp.route("/variants/<int:variant_id>/rating", methods=["POST"])
@@ -406,16 +401,7 @@ def variants_favourite(body: dict, variant_id: int):
 @problems(*COMMON, 400, 404, 409, 413, 415, 422)
 def variants_rate(body: dict, variant_id: int):
     """Rate a variant: 1 (thumbs up), -1 (thumbs down) or 0 (no rating)."""
-    def change(guard):
-        variant = _variant_or_404(variant_id)
-        variant.rating = body["rating"]
-        guard.claim()
-        try:
-            db.session.commit()
-        except IntegrityError:
-            return guard.after_conflict()
-        return variant
-    return _variant_action(change)
+    return _variant_action(variant_id, lambda variant: setattr(variant, "rating", body["rating"]))
 
 
 @bp.route("/variants/<int:variant_id>/text", methods=["POST"])
@@ -428,16 +414,7 @@ def variants_edit(body: dict, variant_id: int):
     text = body["text"].strip()
     if not text:
         raise Problem("validation-failed", "The copy cannot be empty.", errors={"text": ["Cannot be empty."]})
-
-    def change(guard):
-        variant = _variant_or_404(variant_id)
-        guard.claim()
-        try:
-            services.edit_variant(variant, text)
-        except IntegrityError:
-            return guard.after_conflict()
-        return variant
-    return _variant_action(change)
+    return _variant_action(variant_id, lambda variant: services.edit_variant(variant, text))
 
 
 # ---------------------------------------------------------------- usage

@@ -36,6 +36,16 @@ class ApiWorld:
                                charge_user_id=charge_user_id or self.owner_id, expires_at=expires_at)
             return made.secret
 
+    def stranger_key(self, make_user) -> str:
+        """A key of another Business workspace (a stranger's)."""
+        from app.workspaces import services as teams
+        from app.workspaces.models import Membership
+        stranger = make_user("stranger@example.com")
+        with self.app.app_context():
+            workspace_id = db.session.scalar(select(Membership.workspace_id).where(Membership.user_id == stranger))
+            teams.set_seats(workspace_id, 1, plan="business")
+        return self.make_key(workspace_id=workspace_id, charge_user_id=stranger)
+
     def headers(self, key: str | None = None, **extra) -> dict:
         return {"Authorization": f"Bearer {key or self.key}", **extra}
 

@@ -85,13 +85,7 @@ def test_plan_without_api_access(api, app):
 
 
 def test_another_workspaces_ids_are_404(api, app, run_worker, make_user):
-    from app.workspaces import services as teams
-    from app.workspaces.models import Membership
-    stranger = make_user("stranger@example.com")
-    with app.app_context():
-        workspace_id = db.session.scalar(select(Membership.workspace_id).where(Membership.user_id == stranger))
-        teams.set_seats(workspace_id, 1, plan="business")
-    their_key = api.make_key(workspace_id=workspace_id, charge_user_id=stranger)
+    their_key = api.stranger_key(make_user)
     theirs = api.post("/api/v1/generations", api.body(variants=1), key=their_key).get_json()["id"]
     run_worker()
     variant_id = api.get(f"/api/v1/generations/{theirs}", key=their_key).get_json()["variants"][0]["id"]

@@ -49,13 +49,7 @@ def test_members_cannot_manage_keys(api, team):
 
 def test_another_workspaces_key_cannot_be_revoked(api, app, team, make_user):
     from app.api.models import ApiKey
-    from app.workspaces import services as teams
-    from app.workspaces.models import Membership
-    stranger = make_user("stranger@example.com")
-    with app.app_context():
-        workspace_id = db.session.scalar(select(Membership.workspace_id).where(Membership.user_id == stranger))
-        teams.set_seats(workspace_id, 1, plan="business")
-    theirs = api.make_key(workspace_id=workspace_id, charge_user_id=stranger)
+    theirs = api.stranger_key(make_user)
     with app.app_context():
         key_id = db.session.scalars(select(ApiKey.id).order_by(ApiKey.id.desc())).first()
     assert team.client("owner@example.com").post(f"/workspace/api-keys/{key_id}/revoke").status_code == 404
