@@ -70,7 +70,7 @@ def make_key(stack) -> str:
 
 
 def measure(bench) -> dict:
-    """(api) BENCH_API_RUNS API generations and direct openai calls, alternating."""
+    """(api) BENCH_API_RUNS API generations, direct openai calls and browser generations, in rotation."""
     import openai
 
     from bench.run import db_rows
@@ -87,17 +87,27 @@ def measure(bench) -> dict:
     max_tokens = int(os.environ.get("LLM_MAX_TOKENS") or 800)
     client = openai.OpenAI(base_url=stack.llm_url, api_key="bench", max_retries=0, timeout=30)
     direct_call(client, row["model"], messages, row["creativity"], max_tokens)
+    # The browser's path in the same minutes, for comparison on a machine whose load varies.
+    browser = User(stack.base_url, 9998, bench.timeout, stack.stream_url)
+    browser.signup()
+    browser.prepare(bench.slug)
+    form1 = template_form(bench.slug, 1)
+    browser.generate(bench.slug, form1)
     api_runs: list[Timing] = []
     direct_runs: list[Timing] = []
-    for i in range(runs):
-        for kind in (("api", "direct") if i % 2 == 0 else ("direct", "api")):
+    browser_runs: list[Timing] = []
+    kinds = ("api", "direct", "browser")
+    for i in range(min(runs, 18)):  # the browser user has 20 Free generations
+        for kind in kinds[i % 3:] + kinds[:i % 3]:
             time.sleep(0.3)
             if kind == "api":
                 api_runs.append(user.generate_api(bench.slug, fields))
+            elif kind == "browser":
+                browser_runs.append(browser.generate(bench.slug, form1))
             else:
                 direct_runs.append(direct_call(client, row["model"], messages, row["creativity"], max_tokens))
     client.close()
-    failed = [t.outcome for t in api_runs + direct_runs if not t.ok]
+    failed = [t.outcome for t in api_runs + direct_runs + browser_runs if not t.ok]
     if failed:
         raise RuntimeError(f"(api) had failed generations: {failed}")
 
@@ -106,7 +116,8 @@ def measure(bench) -> dict:
 
     return {"runs": runs, "api_ttft": med(api_runs, "first_token"), "direct_ttft": med(direct_runs, "first_token"),
             "api_submit": med(api_runs, "redirected"), "api_total": med(api_runs, "finished"),
-            "direct_total": med(direct_runs, "finished"),
+            "direct_total": med(direct_runs, "finished"), "browser_ttft": med(browser_runs, "first_token"),
+            "browser_submit": med(browser_runs, "redirected"),
             "api_ttft_all": [round(t.ms("first_token"), 1) for t in api_runs],
             "direct_ttft_all": [round(t.ms("first_token"), 1) for t in direct_runs]}
 
@@ -122,4 +133,6 @@ def report_lines(api: dict) -> list[str]:
             f"(added {api['api_ttft'] - api['direct_ttft']:.0f} ms; target <= 30)",
             f"    POST -> 202: {api['api_submit']:.0f} ms; total: API {api['api_total']:.0f} ms, "
             f"direct {api['direct_total']:.0f} ms",
+            f"    the browser's path meanwhile: TTFT {api['browser_ttft']:.0f} ms (added "
+            f"{api['browser_ttft'] - api['direct_ttft']:.0f} ms), POST -> 302 {api['browser_submit']:.0f} ms",
             f"    API TTFTs: {api['api_ttft_all']}", f"    direct TTFTs: {api['direct_ttft_all']}"]
