@@ -69,6 +69,8 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(bulk_bp)
     app.register_blueprint(knowledge_bp)
     csrf.exempt(health_bp)
+    from app.api.setup import init_app as init_api
+    init_api(app)  # /api/v1 (Bearer keys, no CSRF), its OpenAPI document and docs page
 
     from app import web
     web.init_app(app)

@@ -13,3 +13,4 @@ from app.webhooks.models import WebhookDelivery, WebhookEndpoint, WebhookEvent  
 from app.checks.models import ReadingTarget, StyleEntry, StyleGuide  # noqa: F401
 from app.bulk.models import BulkMapping, BulkRow, BulkRun, BulkSlots  # noqa: F401
 from app.knowledge.models import KnowledgeItem, KnowledgePassage  # noqa: F401
+from app.api.models import ApiGeneration, ApiKey, IdempotencyRecord  # noqa: F401

@@ -14,8 +14,10 @@ measures, in one run, on a private stack started the way `make run` starts it:
 The very last line of stdout is
   ttft_added_ms=<n> total_ratio=<x> burst_p95_ratio=<x> burst_errors=<n> burst300_p95_ratio=<x>
   burst300_errors=<n> cpu_ratio=<x> cpu_ms_per_gen=<n> mib_per_inflight=<x>
-  bulk_interactive_ratio=<x> bulk_rows_per_s=<x>
-(on one line); (d), bench/bulk.py: (a) again while a BENCH_BULK_ROWS-row bulk run is in progress.
+  then, when measured: bulk_interactive_ratio=<x> bulk_rows_per_s=<x> claims_precision=<x> claims_recall=<x>
+  api_ttft_added_ms=<n> and the first hour's keys (bench/footprint.py)
+(on one line); (d), bench/bulk.py: (a) again while a BENCH_BULK_ROWS-row bulk run is in progress;
+api_ttft_added_ms: the same TTFT through /api/v1, bench/api.py.
 `python -m bench.run --only bulk` runs (a) and (d) alone (its last line has the keys those give). See bench/README.md for the method and the recorded figures.
 
 Settings (environment):
@@ -42,6 +44,9 @@ Settings (environment):
   BENCH_PROFILE_SECONDS (12)   how long py-spy records from the burst's start
   BENCH_WORKER_NICE (0)        run the RQ pool under `nice -n N` (an experiment: make run does not)
   BENCH_BULK_ROWS (1000)       rows of the bulk run in (d); 0 skips (d)
+  BENCH_ONLY=api               only the API's figure (bench/api.py): no warm-up burst, no (a)/(b)/(c);
+                               the last line is then `api_ttft_added_ms=<n>`
+  BENCH_API_RUNS (8)           API/direct pairs for api_ttft_added_ms
   BENCH_DATABASE_URL           an empty database to use instead of SQLite in the temp dir
                                (e.g. a scratch PostgreSQL, to compare; it is migrated, not cleaned)
 """
@@ -61,6 +66,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 
+from bench import api as api_bench
 from bench.client import Timing, User, default_variants, direct_call, run_burst, template_form
 from bench.stack import Stack, machine_busy_seconds
 from bench.footprint import first_hour_figures, first_hour_keys
@@ -423,6 +429,11 @@ class Bench:
         log(f"up in {time.monotonic() - t0:.1f}s: {self.report['stack']}")
         time.sleep(1.0)
         self.report["worker_pss_idle_mib"] = self.stack.pss_mib("worker")
+        if os.environ.get("BENCH_ONLY") == "api":
+            log("(api) only: generations through /api/v1 against direct openai calls...")
+            self.report["only"] = "api"
+            self.report["api"] = api_bench.measure(self)
+            return self.report
         form1 = template_form(self.slug, 1)
         log(f"signing up {max(self.users_n, self.users300) + 1} users (one loopback address each)...")
         single, burst_users = self.sign_up()
@@ -430,6 +441,8 @@ class Bench:
         sample = self.warm_up(single, burst_users, form1)
         log(f"(a) {self.runs} app generations and {self.runs} direct openai calls, alternating...")
         self.report["single"] = self.single(single, form1, sample)
+        log("(api) generations through /api/v1 against direct openai calls, alternating...")
+        self.report["api"] = api_bench.measure(self)
         time.sleep(1.0)
         log(f"(b) burst: {self.users_n} users submit at once ({self.client_procs} load-generator process(es))...")
         self.report["burst"] = self.burst(burst_users[: self.users_n])
@@ -503,6 +516,8 @@ def stack_cpu_ms_per_generation(burst: dict) -> float:
 
 
 def metrics(report: dict) -> dict:
+    if report.get("only") == "api":
+        return {"api_ttft_added_ms": api_bench.added_ms(report)}
     s, b = report["single"], report["burst"]
     c = report.get("burst300")
     nan = float("nan")
@@ -520,6 +535,7 @@ def metrics(report: dict) -> dict:
         "cpu_ms_per_gen": round(cpu_ms),
         "mib_per_inflight": added / memory["in_flight"] if memory.get("in_flight") else nan,
         **bulk_metrics(report),
+        **({"api_ttft_added_ms": api_bench.added_ms(report)} if report.get("api") else {}),
     }
 
 
@@ -527,7 +543,7 @@ def bulk_metrics(report: dict) -> dict:
     """(d): the interactive user's medians with a bulk run in progress against (a)'s without one."""
     s, d = report["single"], report.get("bulk")
     if not d:
-        return {"bulk_interactive_ratio": float("nan"), "bulk_rows_per_s": float("nan")}
+        return {}  # not measured (BENCH_BULK_ROWS=0, or a report without it): no keys
     during = d["during"]
     return {"bulk_interactive_ratio": max(during["app_ttft"] / s["app_ttft"], during["app_total"] / s["app_total"]),
             "bulk_rows_per_s": d["rows_per_s"]}
@@ -535,6 +551,8 @@ def bulk_metrics(report: dict) -> dict:
 
 def last_line(m: dict) -> str:
     """The bench's very last line of stdout (its format is fixed: the lead's tools read it)."""
+    if set(m) == {"api_ttft_added_ms"}:
+        return f"api_ttft_added_ms={m['api_ttft_added_ms']}"
     return (f"ttft_added_ms={m['ttft_added_ms']} total_ratio={m['total_ratio']:.2f} "
             f"burst_p95_ratio={m['burst_p95_ratio']:.2f} burst_errors={m['burst_errors']} "
             f"burst300_p95_ratio={m['burst300_p95_ratio']:.2f} burst300_errors={m['burst300_errors']} "
@@ -543,9 +561,10 @@ def last_line(m: dict) -> str:
 
 
 def later_keys(m: dict) -> str:
-    """Figures of later issues, appended when measured: bulk runs', the claims check's, then the first hour's."""
+    """Figures of later issues, appended when measured: bulk runs', the claims check's, the API's, then the first hour's."""
     keys = ("bulk_interactive_ratio", "bulk_rows_per_s", "claims_precision", "claims_recall")
-    return "".join(f" {key}={m[key]:.2f}" for key in keys if key in m) + first_hour_keys(m)
+    api = f" api_ttft_added_ms={m['api_ttft_added_ms']}" if m.get("api_ttft_added_ms") is not None else ""
+    return "".join(f" {key}={m[key]:.2f}" for key in keys if key in m) + api + first_hour_keys(m)
 
 
 def claims_metrics() -> dict:
@@ -599,6 +618,10 @@ def bulk_lines(report: dict, m: dict) -> list[str]:
 
 
 def print_report(report: dict, m: dict) -> None:
+    if report.get("only") == "api":
+        print("\n".join(["", f"Copydeck bench (API only)  {report['date']}  (commit {report['commit']})",
+                         *api_bench.report_lines(report["api"]), ""]), flush=True)
+        return
     s, b = report["single"], report["burst"]
     prof = report["profile"]
     out = []
@@ -621,6 +644,8 @@ def print_report(report: dict, m: dict) -> None:
                + f" = {sum(cpu_gen.values()):.0f} ms; direct call: {s['direct_client_cpu_ms']:.0f} ms in the client")
     out.append(f"    other processes on the machine meanwhile: {s['other_cpu_per_s']:.2f} CPUs busy on average")
     out.append("")
+    if report.get("api"):
+        out += api_bench.report_lines(report["api"]) + [""]
     out += burst_lines("(b)", b, report["cpus"])
     out.append(f"    stack CPU per generation {m['cpu_ms_per_gen']} ms / bare openai client "
                f"{s['direct_client_cpu_ms']:.0f} ms per call in (a) = cpu_ratio {m['cpu_ratio']:.2f}")
@@ -668,7 +693,8 @@ def main() -> int:
         else:
             report = bench.run()
             m = metrics(report)
-            m.update(claims_metrics())
+            if report.get("only") != "api":
+                m.update(claims_metrics())
         report["metrics"] = m
         RESULTS.mkdir(exist_ok=True)
         name = time.strftime("%Y%m%d-%H%M%S") + ".json"
@@ -691,7 +717,8 @@ def main() -> int:
               f"bulk_interactive_ratio={m['bulk_interactive_ratio']:.2f} "
               f"bulk_rows_per_s={m['bulk_rows_per_s']:.2f}", flush=True)
         return 0
-    m.update(first_hour_figures())  # issue 14: idle footprint of both pools, list compliance (bench/footprint.py)
+    if report.get("only") != "api":
+        m.update(first_hour_figures())  # issue 14: idle footprint of both pools, list compliance (bench/footprint.py)
     print(last_line(m), flush=True)
     return 0
 

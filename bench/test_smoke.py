@@ -14,7 +14,7 @@ from tests.bench.test_last_line import LAST_LINE
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = {"BENCH_USERS": "2", "BENCH_USERS300": "3", "BENCH_RUNS": "1", "BENCH_WARMUP": "1",
-        "BENCH_QUIET_WAIT": "0", "BENCH_RQ_WORKERS": "2"}
+        "BENCH_QUIET_WAIT": "0", "BENCH_RQ_WORKERS": "2", "BENCH_API_RUNS": "1"}
 
 
 def test_the_bench_runs_and_prints_its_last_line():

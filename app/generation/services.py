@@ -1,7 +1,7 @@
 """Generation rules: render the prompt, reserve quota, record, enqueue after commit."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from flask import current_app
 from sqlalchemy.orm.attributes import set_committed_value
@@ -65,7 +65,8 @@ def start(*, workspace: Workspace, user: User, template: Template, values: dict[
           tone: str, language: str, variant_count: int, creativity: str,
           parent_variant: Variant | None = None, brand_voice: BrandVoice | None = None,
           version: TemplateVersion | None = None, bulk_row_id: int | None = None, schedule: bool = True,
-          knowledge: knowledge_base.Choice | None = None) -> Generation:
+          knowledge: knowledge_base.Choice | None = None,
+          on_record: Callable[[Generation], None] | None = None) -> Generation:
     """Record a generation, reserve its quota and enqueue its job after commit.
 
     Raises PromptError if the template cannot be rendered, ModelNotAllowed if a
@@ -73,6 +74,8 @@ def start(*, workspace: Workspace, user: User, template: Template, values: dict[
     user has too few generations left; either way nothing is written.
     A bulk run row (app/bulk) passes the run's `version`, its `bulk_row_id`, and `schedule=False`:
     its row job on the bulk queue runs the generation itself.
+    `on_record(generation)` runs after the row is flushed, inside the same transaction (the API
+    links the generation to its key there).
     """
     if not billing.has_seat(workspace, user.id):
         raise NoSeat()
@@ -115,6 +118,8 @@ def start(*, workspace: Workspace, user: User, template: Template, values: dict[
     )
     db.session.add(generation)
     db.session.flush()
+    if on_record is not None:
+        on_record(generation)
     try:
         quota.reserve(workspace, user.id, generation.id, variant_count)
     except quota.QuotaExceeded:

@@ -194,29 +194,40 @@ def stream(generation_id: int):
     too many open for this user, generation or process is a 429 and the page polls instead.
     """
     generation = _generation_or_404(generation_id)
+    last_id = request.headers.get("Last-Event-ID") or request.args.get("last_id") or "0-0"
+    try:
+        return sse_response(generation, last_id=last_id, lease_owner=str(current_user.id),
+                            still_allowed=_session_checker(current_app._get_current_object(), current_user.get_id()))
+    except TooManyStreams as exc:
+        return Response(_too_many_message(exc), status=429, mimetype="text/plain", headers={"Retry-After": "10"})
+
+
+def sse_response(generation: Generation, *, last_id: str, lease_owner: str, still_allowed) -> Response:
+    """The live stream of a generation the caller may see (the browser's, and /api/v1's).
+
+    `lease_owner` keys the per-user stream bound ("12" for a user, "key:3" for an API key);
+    `still_allowed()` is re-asked every STREAM_RECHECK_SECONDS. Raises TooManyStreams.
+    """
     redis = current_app.extensions["redis"]
     config = current_app.config
-    last_id = request.headers.get("Last-Event-ID") or request.args.get("last_id") or "0-0"
     if not _valid_stream_id(last_id):
         last_id = "0-0"
     if generation.is_finished and not redis.exists(f"gen:{generation.id}"):
         db.session.remove()
         return _sse(iter([RETRY_LINE, EXPIRED_EVENT]))
-    login_id = current_user.get_id()
     try:
         lease = StreamLease.acquire(
-            redis, user_key=str(current_user.id), generation_id=generation.id,
+            redis, user_key=lease_owner, generation_id=generation.id,
             per_user=config["STREAM_MAX_PER_USER"], per_generation=config["STREAM_MAX_PER_GENERATION"],
             per_process=config["STREAM_MAX_PER_PROCESS"], lease_seconds=config["STREAM_LEASE_SECONDS"])
-    except TooManyStreams as exc:
+    except TooManyStreams:
         db.session.remove()
-        return Response(_too_many_message(exc), status=429, mimetype="text/plain",
-                        headers={"Retry-After": "10"})
+        raise
     check_every = config["STREAM_RECHECK_SECONDS"]
     block_ms = min(config["SSE_BLOCK_MS"], int(check_every * 1000))
     max_idle = max(2, (config["JOB_TIMEOUT"] * 1000) // block_ms + 2)
     body = iter_sse(redis, generation.id, last_id, block_ms, max_idle, check_every=check_every,
-                    still_allowed=_session_checker(current_app._get_current_object(), login_id), lease=lease)
+                    still_allowed=still_allowed, lease=lease)
     # The body runs after the request's DB session is closed: it touches Redis, and the
     # database only for the periodic re-check, in an app context of its own.
     db.session.remove()

@@ -1,7 +1,7 @@
 """history search: a full-text index of generations on PostgreSQL (tsvector + GIN) and SQLite (FTS5)
 
 Revision ID: 2523b339819b
-Revises: 3ad074a06b07
+Revises: 025319670659
 Create Date: 2026-12-02 06:30:00
 
 PostgreSQL: a stored generated column search_vector = to_tsvector('simple', search_document)
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from app.history.search import SQLITE_FTS_DROP, SQLITE_FTS_REBUILD, SQLITE_FTS_TABLE, SQLITE_FTS_TRIGGERS
 
 revision = '2523b339819b'
-down_revision = '3ad074a06b07'
+down_revision = '025319670659'
 branch_labels = None
 depends_on = None
 

@@ -44,6 +44,7 @@ PUBLIC = (P,) * 6
 SITE_ADMIN = (L, F, F, F, F, A)     # site admins only, whatever their workspace role
 SITE_ADMIN_MISSING = (L, F, F, F, F, N)  # site admins only; the id does not exist
 OWN_JOB = (L, F, A, N, N, N)        # a workspace test run: only the team admin who started it
+NO_COOKIES = (A,) * 6               # /api/v1: a 401 for every visitor, signed in or not
 
 # (endpoint, method): (url template, expectations per role, form data)
 MATRIX = {
@@ -194,6 +195,23 @@ MATRIX = {
     ("admin.failed_job", "GET"): ("/admin/queues/test-generations/failed/no-such-job", SITE_ADMIN_MISSING, None),
     ("admin.requeue", "POST"): ("/admin/queues/test-generations/failed/no-such-job/requeue", SITE_ADMIN, {}),
     ("admin.audit", "GET"): ("/admin/audit?action=user", SITE_ADMIN, None),
+    # Team -> API keys (app/api): managers only; the revoke of a key that is not theirs is a 404.
+    ("apikeys.index", "GET"): ("/workspace/api-keys", MANAGER, None),
+    ("apikeys.index", "POST"): ("/workspace/api-keys", MANAGER, {"name": ""}),
+    ("apikeys.revoke", "POST"): ("/workspace/api-keys/999999/revoke", (L, F, N, N, N, N), {}),
+    # /api/v1: cookies never authenticate it, so every visitor gets a 401 problem (tests/api has the rest).
+    **{(f"api_v1.{name}", method): (url, NO_COOKIES, {} if method == "POST" else None) for name, method, url in (
+        ("templates_list", "GET", "/api/v1/templates"), ("templates_get", "GET", "/api/v1/templates/x-post"),
+        ("generations_create", "POST", "/api/v1/generations"), ("generations_list", "GET", "/api/v1/generations"),
+        ("generations_get", "GET", "/api/v1/generations/{generation}"),
+        ("generations_stream", "GET", "/api/v1/generations/{generation}/stream"),
+        ("variants_favourite", "POST", "/api/v1/variants/{variant}/favourite"),
+        ("variants_rate", "POST", "/api/v1/variants/{variant}/rating"),
+        ("variants_edit", "POST", "/api/v1/variants/{variant}/text"), ("usage", "GET", "/api/v1/usage"))},
+    **{("api_v1_fallback.not_found", method): ("/api/v1/no-such-thing", (N,) * 6, None)
+       for method in ("GET", "POST", "PUT", "PATCH", "DELETE")},
+    ("api-v1-api-docs.openapi_json", "GET"): ("/api/v1/openapi.json", PUBLIC, None),
+    ("api_docs.docs", "GET"): ("/api/v1/docs", PUBLIC, None),
     # Last: these end the visitor's membership or session.
     ("teams.leave", "POST"): ("/workspace/leave", WORKSPACE, {}),
     ("auth.account", "GET"): ("/account", WORKSPACE, None),  # signed in; one's own sessions only
