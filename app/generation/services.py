@@ -200,10 +200,12 @@ def edit_variant(variant: Variant, text: str) -> None:
     db.session.commit()
 
 
-def delete_variant(variant: Variant) -> None:
+def delete_variant(variant: Variant) -> int:
+    """Delete one variant and re-index its generation; returns how many variants it has left."""
     generation = variant.generation
     db.session.delete(variant)
     db.session.flush()
     db.session.refresh(generation)
     refresh_search_document(generation)
     db.session.commit()
+    return len(generation.variants)

@@ -16,14 +16,13 @@ from app.llm import LLMError
 
 CHECK_EVERY = 0.2
 STOPPED_BEFORE_START = "You stopped this generation before it started. Nothing was charged."
-STOPPED_NOTHING_WRITTEN = "You stopped this generation before any variant was finished. Nothing was charged."
 
 
 class GenerationStopped(LLMError):
     """Raised from a token callback when the user pressed Stop."""
 
     def __init__(self) -> None:
-        super().__init__(STOPPED_NOTHING_WRITTEN, "stopped by the user")
+        super().__init__("stopped", "stopped by the user")
 
 
 def stop_key(generation_id: int) -> str:

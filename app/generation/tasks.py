@@ -89,6 +89,8 @@ def on_job_failure(job, connection, exc_type, exc_value, traceback) -> None:
 
 def failure_message(exc: LLMError) -> str:
     """A failed model call, told to the marketer: what happened, that it cost nothing, what to do."""
+    if exc.kind == "stopped":
+        return exc.summary
     return f"{exc.problem} Your quota was not used; {exc.advice}"
 
 

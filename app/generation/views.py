@@ -368,10 +368,10 @@ def edit(variant_id: int):
 def delete(variant_id: int):
     variant = _variant_or_404(variant_id)
     generation_id = variant.generation_id
-    services.delete_variant(variant)
+    left = services.delete_variant(variant)
     if is_htmx():
         # The last one gone: say so in its place instead of leaving an empty column until a reload.
-        if not services.variants_of(generation_id):
+        if not left:
             return '<p class="empty" data-testid="all-deleted">All variants of this generation were deleted.</p>'
         return ""
     flash("Variant deleted.", "info")

@@ -100,6 +100,7 @@ FAILURES: dict[str, tuple[str, str]] = {
     "refused": ("The AI service refused this request.", "try shorter or different inputs."),
     "empty": ("The AI service returned an empty answer.", "please try again."),
     "interrupted": ("The writer was restarting.", "please try again."),
+    "stopped": ("You stopped this generation before any variant was finished.", "nothing was charged."),
     "failed": ("The AI service failed to answer.", "please try again."),
 }
 

@@ -44,6 +44,7 @@ PUBLIC = (P,) * 6
 SITE_ADMIN = (L, F, F, F, F, A)     # site admins only, whatever their workspace role
 SITE_ADMIN_MISSING = (L, F, F, F, F, N)  # site admins only; the id does not exist
 OWN_JOB = (L, F, A, N, N, N)        # a workspace test run: only the team admin who started it
+OWNERS_RUN = (L, N, A, A, N, N)     # a bulk run the owner started: managers see every run, members their own
 NO_COOKIES = (A,) * 6               # /api/v1: a 401 for every visitor, signed in or not
 
 # (endpoint, method): (url template, expectations per role, form data)
@@ -151,6 +152,18 @@ MATRIX = {
     ("workspace_templates.publish", "POST"): ("/workspace/templates/{ws_template}/versions/1/publish", TEAM_MANAGER, {}),
     ("workspace_templates.unpublish", "POST"): ("/workspace/templates/{ws_template}/unpublish", TEAM_MANAGER, {}),
     # Team -> Webhooks (the team is on Pro: managers get the upgrade page, 402, and change nothing).
+    ("bulk.index", "GET"): ("/bulk", WORKSPACE, None),
+    ("bulk.upload", "GET"): ("/bulk/new/x-post", WORKSPACE, None),
+    ("bulk.upload", "POST"): ("/bulk/new/x-post", WORKSPACE, {}),
+    ("bulk.mapping", "GET"): ("/bulk/{bulk_run}/map", OWNERS_RUN, None),
+    ("bulk.mapping", "POST"): ("/bulk/{bulk_run}/map", OWNERS_RUN, {}),
+    ("bulk.check", "GET"): ("/bulk/{bulk_run}/check", OWNERS_RUN, None),
+    ("bulk.check", "POST"): ("/bulk/{bulk_run}/check", OWNERS_RUN, {}),
+    ("bulk.errors", "GET"): ("/bulk/{bulk_run}/errors.csv", OWNERS_RUN, None),
+    ("bulk.show", "GET"): ("/bulk/{bulk_run}", OWNERS_RUN, None),
+    ("bulk.progress", "GET"): ("/bulk/{bulk_run}/progress", OWNERS_RUN, None),
+    ("bulk.steer", "POST"): ("/bulk/{bulk_run}/pause", OWNERS_RUN, {}),
+    ("bulk.results", "GET"): ("/bulk/{bulk_run}/results.csv", OWNERS_RUN, None),
     ("webhooks.index", "GET"): ("/workspace/webhooks", MANAGER, None),
     ("webhooks.create", "POST"): ("/workspace/webhooks", MANAGER, {"url": ""}),
     ("webhooks.show", "GET"): ("/workspace/webhooks/{hook}", TEAM_MANAGER, None),
@@ -281,6 +294,16 @@ def visitors(app, team, run_worker, make_user):
         db.session.add(hook_delivery)
         db.session.commit()
         hook_ids, hook_delivery_id = [h.id for h in hooks], hook_delivery.id
+        from app.bulk.models import BulkRun
+        from app.catalog.services import get_published
+        x_post = get_published("x-post")
+        owner_user_id = db.session.get(Membership, owner_membership).user_id
+        bulk_run = BulkRun(workspace_id=team.workspace_id, user_id=owner_user_id, template_id=x_post.id,
+                           template_version_id=x_post.published_version_id, status="finished", filename="sheet.csv",
+                           columns=["product"], mapping={}, total_rows=0)
+        db.session.add(bulk_run)
+        db.session.commit()
+        bulk_run_id = bulk_run.id
         site_admin = db.session.get(User, site_admin_id)
         site_template = versions.create_template(template_data("matrix-site"), author=site_admin, workspace_id=None,
                                                  publish_now=True)
@@ -300,7 +323,7 @@ def visitors(app, team, run_worker, make_user):
             "voice": voices[0].id, "project": projects[0].id, "invitation": invitation.id,
             "knowledge_item": knowledge[0].id,
             "member_membership": member_membership, "owner_membership": owner_membership,
-            "hook": hook_ids[0], "hook_delivery": hook_delivery_id,
+            "hook": hook_ids[0], "hook_delivery": hook_delivery_id, "bulk_run": bulk_run_id,
             "per_role": {
                 "member": {"deletable_variant": deletable_variants[0], "deletable_voice": voices[1].id,
                            "style_entry": style_entries[0].id, "deletable_knowledge": knowledge[1].id,
