@@ -29,12 +29,12 @@ def test_figures_and_last_line_from_a_report():
     m = metrics(report)
     assert m == {"ttft_added_ms": 25, "total_ratio": 1240 / 1210, "burst_p95_ratio": 2.0, "burst_errors": 0,
                  "burst300_p95_ratio": 3.0, "burst300_errors": 2, "cpu_ratio": 1.5, "cpu_ms_per_gen": 60,
-                 "mib_per_inflight": 2.0}
+                 "mib_per_inflight": 2.0, "api_ttft_added_ms": 22}
     line = last_line({**m, "claims_precision": 0.95, "claims_recall": 0.9})
     assert LAST_LINE.match(line), line
     assert line == ("ttft_added_ms=25 total_ratio=1.02 burst_p95_ratio=2.00 burst_errors=0 burst300_p95_ratio=3.00 "
                     "burst300_errors=2 cpu_ratio=1.50 cpu_ms_per_gen=60 mib_per_inflight=2.00 "
-                    "claims_precision=0.95 claims_recall=0.90")
+                    "claims_precision=0.95 claims_recall=0.90 api_ttft_added_ms=22")
 
 
 def test_the_first_hour_keys_follow_the_existing_ones():
