@@ -134,7 +134,8 @@ def test_example_sidebar_icons_copy_all_export_and_delete(page, owner, worker_pr
 
 
 def test_history_selection_exports_markdown(page, owner, worker_process, fake_llm):
-    fake_llm.default_reply = lambda request: "Copy **for** " + ("A" if "Alpha" in str(request) else "B")
+    # Markup characters the cleaner keeps (a lone * and _) must reach the Markdown file escaped.
+    fake_llm.default_reply = lambda request: "Copy * for_ " + ("A" if "Alpha" in str(request) else "B")
     _logged_in(page, owner)
     for topic in ("Alpha", "Beta", "Gamma"):
         page.goto("/write/x-post")
@@ -151,4 +152,4 @@ def test_history_selection_exports_markdown(page, owner, worker_process, fake_ll
         page.click("[data-testid=history-export] button[value=md]")
     text = Path(info.value.path()).read_text(encoding="utf-8")
     assert text.count("## Variant 1") == 2
-    assert r"Copy \*\*for\*\* A" in text and r"Copy \*\*for\*\* B" in text
+    assert r"Copy \* for\_ A" in text and r"Copy \* for\_ B" in text

@@ -105,12 +105,12 @@ def test_tokens_profile_and_first_token_arrives_before_last_is_sent(fake, client
             # Incremental parsing: the client has token 1 while the server has sent only that one.
             sent_when_first_arrived = len(fake.chat_requests[0]["token_times"])
             fake.release()
-    assert sent_when_first_arrived == 1
+    assert sent_when_first_arrived <= 1  # (the server records token 1 just after writing it)
     assert [c.choices[0].delta.content for c in chunks[1:-1]] == [f" word{i}" for i in range(1, 6)]
     sent = fake.chat_requests[0]["token_times"]
     assert len(sent) == 5
-    # Tokens are paced by token_delay (a lower bound: the fake sleeps before each one).
-    assert all(later - earlier >= 0.009 for earlier, later in zip(sent[1:], sent[2:]))
+    # Token i is scheduled token_delay * i after the stream began (a lower bound: the fake waits for it).
+    assert sent[-1] - fake.chat_requests[0]["started"] >= 4 * 0.01
 
 
 def test_ttft_applies_before_first_content_token(fake, client):
