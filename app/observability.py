@@ -26,7 +26,8 @@ import sys
 import threading
 import uuid
 from datetime import datetime, timezone
-from typing import Any, Callable, Iterator, TypeVar
+from types import MappingProxyType
+from typing import Any, Callable, Iterator, Mapping, TypeVar
 
 from flask import Flask, g, request
 from redis import Redis
@@ -35,7 +36,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 LOG_FIELDS = ("request_id", "job_id", "generation_id")
-_context: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("copydeck_log_context", default={})
+_context: contextvars.ContextVar[Mapping[str, Any]] = contextvars.ContextVar("copydeck_log_context",
+                                                                         default=MappingProxyType({}))
 REQUEST_ID_HEADER = "X-Request-ID"
 _SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 

@@ -219,13 +219,13 @@ def _read_xlsx(data: bytes, options: Options) -> tuple[list[list[str]], list[str
         rows: list[list[str]] = []
         formula_cells, missing_values = 0, []
         pairs = zip(sheet.iter_rows(max_col=MAX_COLUMNS + 1, values_only=True),
-                    formulas.iter_rows(max_col=MAX_COLUMNS + 1, values_only=True))
+                    formulas.iter_rows(max_col=MAX_COLUMNS + 1, values_only=True), strict=False)
         for line, (values, sources) in enumerate(pairs, start=1):
             if len(rows) > MAX_ROWS + HEADER_SCAN_ROWS:
                 break
             if len(values) > MAX_COLUMNS and values[MAX_COLUMNS] not in (None, ""):
                 raise SheetError(f"Row {line} has more than {MAX_COLUMNS} columns; the limit is {MAX_COLUMNS}.")
-            for col, (value, source) in enumerate(zip(values, sources)):
+            for col, (value, source) in enumerate(zip(values, sources, strict=False)):
                 if isinstance(source, str) and source.startswith("="):
                     formula_cells += 1
                     if value is None and len(missing_values) < 5:
@@ -297,7 +297,7 @@ def read(data: bytes, options: Options | None = None) -> Sheet:
     headers = rows[options.header_row - 1]
     body = rows[options.header_row:]
     lines = list(range(options.header_row + 1, len(rows) + 1))
-    kept = [(line, row) for line, row in zip(lines, body) if any(row)]
+    kept = [(line, row) for line, row in zip(lines, body, strict=False) if any(row)]
     if not kept:
         raise SheetError("The file has a header row but no data rows. Add the rows to write copy for.")
     if len(kept) > MAX_ROWS:
@@ -322,7 +322,7 @@ def read(data: bytes, options: Options | None = None) -> Sheet:
                              "Is the header row right?")
     ragged = {}
     rows_out = []
-    for position, (line, row) in enumerate(kept):
+    for position, (_line, row) in enumerate(kept):
         if len(row) > width:
             ragged[position] = len(row)
         cells = [c[:MAX_CELL_CHARS + 1] for c in row[:width]] + [""] * (width - len(row))

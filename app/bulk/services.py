@@ -281,7 +281,7 @@ def check_rows(run: BulkRun, sheet: parsing.Sheet, user_id: int, redo_done: bool
     form_class = type(build_generate_form(version))
     specs = {spec["name"]: spec for spec in version.fields}
     rows: list[RowCheck] = []
-    for position, (cells, line) in enumerate(zip(sheet.rows, sheet.lines), start=1):
+    for position, (cells, line) in enumerate(zip(sheet.rows, sheet.lines, strict=False), start=1):
         raw = {name: _value(entry, cells, index) for name, entry in mapping.get("fields", {}).items() if name in specs}
         for name, spec in specs.items():
             raw.setdefault(name, "")
@@ -301,7 +301,7 @@ def check_rows(run: BulkRun, sheet: parsing.Sheet, user_id: int, redo_done: bool
         if too_long:
             errors.append(f"“{too_long[0]}” is over {parsing.MAX_CELL_CHARS:,} characters.")
         if not form.validate():
-            for name, messages in form.errors.items():
+            for messages in form.errors.values():
                 errors.extend(messages)
         inputs = {}
         if not errors:

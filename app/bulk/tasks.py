@@ -204,7 +204,7 @@ def recover() -> int:
     if not before and not registry.get_job_count(cleanup=False):
         return 0  # the usual round: no bulk row anywhere, nothing abandoned
     registry.cleanup()
-    for (row_id, attempts), status in _in_flight().items():
+    for row_id, attempts in _in_flight():
         job_id = services.row_job_id(row_id, attempts)
         if outbox.is_pending(job_id):
             continue

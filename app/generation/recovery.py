@@ -136,7 +136,7 @@ def recover() -> Report:
     stuck = _stuck_in_intermediate_queue(queue, [job for job in jobs if job is not None])
     report = Report()
     running_limit = now - timedelta(seconds=config["JOB_TIMEOUT"] + 60)
-    for candidate, job in zip(candidates, jobs):
+    for candidate, job in zip(candidates, jobs, strict=False):
         status = job.get_status(refresh=False) if job is not None else None
         if status in ALIVE and (job is None or job.id not in stuck):
             continue

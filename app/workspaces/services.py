@@ -89,7 +89,7 @@ def membership_of(user: User, workspace_id: int) -> Membership:
 def get_in_workspace_or_404(model: type[M], object_id: int, workspace_id: int) -> M:
     """Load a row of workspace data by id; another workspace's id is a 404."""
     obj = db.session.get(model, object_id)
-    if obj is None or getattr(obj, "workspace_id") != workspace_id:
+    if obj is None or obj.workspace_id != workspace_id:
         raise NotFound(f"{model.__name__} {object_id}")
     return obj
 

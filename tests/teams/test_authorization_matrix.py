@@ -14,7 +14,7 @@ from app.auth.models import User
 from app.brand.models import BrandVoice
 from app.extensions import db
 from app.projects.models import Project, ProjectItem
-from app.workspaces.models import Invitation, Membership
+from app.workspaces.models import Invitation
 from app.catalog import tasks as test_runs
 from app.catalog import versions
 from tests.generation.helpers import submit
@@ -311,7 +311,7 @@ def test_authorization_matrix(app, visitors):
     clients, ids = visitors
     failures = []
     for (endpoint, method), (url, expected, data) in MATRIX.items():
-        for role, want in zip(ROLES, expected):
+        for role, want in zip(ROLES, expected, strict=False):
             values = {**{k: v for k, v in ids.items() if k != "per_role"},
                       **ids["per_role"].get(role, ids["per_role"]["owner"])}
             target = url.format(**values)
