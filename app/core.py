@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from typing import Any, cast
+
+from sqlalchemy import CursorResult, Result
 
 
 def utcnow() -> datetime:
@@ -13,3 +16,9 @@ class NotFound(LookupError):
     """A row that does not exist, or belongs to another workspace (which must look the same).
 
     Services raise it; the app answers 404 through the blueprint's own 404 handler (HTML or JSON)."""
+
+
+def rowcount(result: Result[Any]) -> int:
+    """How many rows an UPDATE or DELETE matched. `Session.execute` is typed as returning `Result`,
+    but for DML it is a `CursorResult`, the type that carries `rowcount`."""
+    return cast("CursorResult[Any]", result).rowcount

@@ -22,7 +22,7 @@ from werkzeug.datastructures import MultiDict
 
 from app.auth.models import User
 
-from app.core import utcnow
+from app.core import rowcount, utcnow
 from app.billing.services import has_feature
 from app.bulk import parsing
 from app.bulk.models import FINAL, IN_FLIGHT, BulkMapping, BulkRow, BulkRun, BulkSlots
@@ -411,9 +411,9 @@ def start_run(run: BulkRun, user: User, *, only_fitting: bool, redo_done: bool) 
                             language=row.language or "English", variant_count=row.variant_count or 1,
                             creativity=row.creativity or "balanced", row_key=row.key or "", status=status,
                             note=note[:1000] if note else None, attempts=0, updated_at=utcnow()))
-    moved = db.session.execute(update(BulkRun).where(BulkRun.id == run.id, BulkRun.status == "draft").values(
+    moved = rowcount(db.session.execute(update(BulkRun).where(BulkRun.id == run.id, BulkRun.status == "draft").values(
         status="running", started_at=utcnow(), total_rows=len(records), redo_done=redo_done, source=None,
-        user_id=user.id)).rowcount
+        user_id=user.id)))
     if not moved:
         db.session.rollback()
         raise BulkError("This run has already started.")
@@ -426,15 +426,15 @@ def start_run(run: BulkRun, user: User, *, only_fitting: bool, redo_done: bool) 
 
 def pause(run: BulkRun) -> bool:
     """Stop handing out rows; rows already running finish, queued ones go back to pending."""
-    moved = db.session.execute(update(BulkRun).where(BulkRun.id == run.id, BulkRun.status == "running")
-                               .values(status="paused", message=None)).rowcount
+    moved = rowcount(db.session.execute(update(BulkRun).where(BulkRun.id == run.id, BulkRun.status == "running")
+                               .values(status="paused", message=None)))
     db.session.commit()
     return bool(moved)
 
 
 def resume(run: BulkRun) -> bool:
-    moved = db.session.execute(update(BulkRun).where(BulkRun.id == run.id, BulkRun.status == "paused")
-                               .values(status="running", message=None)).rowcount
+    moved = rowcount(db.session.execute(update(BulkRun).where(BulkRun.id == run.id, BulkRun.status == "paused")
+                               .values(status="running", message=None)))
     if moved:
         pump(run.workspace_id)
     db.session.commit()
@@ -444,14 +444,14 @@ def resume(run: BulkRun) -> bool:
 def cancel(run: BulkRun) -> int:
     """Cancel: every row not started is skipped (it holds no reservation, so nothing is charged for it);
     rows running finish. Returns the number of rows cancelled."""
-    moved = db.session.execute(update(BulkRun).where(BulkRun.id == run.id, BulkRun.status.in_(("running", "paused")))
-                               .values(status="cancelled", message=None)).rowcount
+    moved = rowcount(db.session.execute(update(BulkRun).where(BulkRun.id == run.id, BulkRun.status.in_(("running", "paused")))
+                               .values(status="cancelled", message=None)))
     if not moved:
         db.session.rollback()
         return 0
-    cancelled = db.session.execute(update(BulkRow).where(BulkRow.run_id == run.id, BulkRow.status == "pending")
+    cancelled = rowcount(db.session.execute(update(BulkRow).where(BulkRow.run_id == run.id, BulkRow.status == "pending")
                                    .values(status="skipped", note="Cancelled before it started; nothing charged.",
-                                           updated_at=utcnow())).rowcount
+                                           updated_at=utcnow())))
     maybe_finish(run.id)
     db.session.commit()
     return cancelled
@@ -461,8 +461,8 @@ def retry_failed(run: BulkRun) -> int:
     """Failed rows go back to pending (each charges again only when it runs); the run runs again."""
     if run.status not in ("finished", "running", "paused"):
         raise BulkError("A cancelled run cannot be retried; upload the file again for a new run.")
-    count = db.session.execute(update(BulkRow).where(BulkRow.run_id == run.id, BulkRow.status == "failed")
-                               .values(status="pending", note=None, updated_at=utcnow())).rowcount
+    count = rowcount(db.session.execute(update(BulkRow).where(BulkRow.run_id == run.id, BulkRow.status == "failed")
+                               .values(status="pending", note=None, updated_at=utcnow())))
     if not count:
         db.session.rollback()
         return 0
@@ -477,11 +477,11 @@ def retry_failed(run: BulkRun) -> int:
 def finish_run(run_id: int) -> bool:
     """The one place a run ends (its last row settled, or its cancel took effect): runs once per ending,
     and records the `bulk_run.completed` webhook in the same transaction."""
-    moved = db.session.execute(
+    moved = rowcount(db.session.execute(
         update(BulkRun).where(BulkRun.id == run_id, BulkRun.finished_at.is_(None),
                               BulkRun.status.in_(("running", "cancelled")))
         .values(status=case((BulkRun.status == "cancelled", "cancelled"), else_="finished"), finished_at=utcnow())
-    ).rowcount
+    ))
     if moved:
         _announce_finished(run_id)
     return bool(moved)
@@ -554,16 +554,16 @@ def pump(workspace_id: int) -> int:
             .order_by(BulkRun.id, BulkRow.position).limit(1)).first()
         if candidate is None:
             break
-        claimed = db.session.execute(
+        claimed = rowcount(db.session.execute(
             update(BulkSlots).where(BulkSlots.workspace_id == workspace_id, BulkSlots.in_flight < limit)
-            .values(in_flight=BulkSlots.in_flight + 1).execution_options(synchronize_session=False)).rowcount
+            .values(in_flight=BulkSlots.in_flight + 1).execution_options(synchronize_session=False)))
         if not claimed:
             break
         row_id, attempt = candidate.id, candidate.attempts + 1
-        moved = db.session.execute(
+        moved = rowcount(db.session.execute(
             update(BulkRow).where(BulkRow.id == row_id, BulkRow.status == "pending")
             .values(status="queued", attempts=attempt, updated_at=utcnow())
-            .execution_options(synchronize_session=False)).rowcount
+            .execution_options(synchronize_session=False)))
         if not moved:
             release_slot(workspace_id)
             continue
@@ -580,8 +580,8 @@ def move_row(row_id: int, from_states: tuple[str, ...], status: str, note: str |
     if generation_id is not None:
         values["generation_id"] = generation_id
     row = db.session.get(BulkRow, row_id)
-    moved = db.session.execute(update(BulkRow).where(BulkRow.id == row_id, BulkRow.status.in_(from_states))
-                               .values(**values).execution_options(synchronize_session=False)).rowcount
+    moved = rowcount(db.session.execute(update(BulkRow).where(BulkRow.id == row_id, BulkRow.status.in_(from_states))
+                               .values(**values).execution_options(synchronize_session=False)))
     if moved and any(s in IN_FLIGHT for s in from_states) and status not in IN_FLIGHT:
         release_slot(row.workspace_id)
     db.session.expire(row)

@@ -18,7 +18,7 @@ from rq import Retry, get_current_job
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 
-from app.core import utcnow
+from app.core import rowcount, utcnow
 from app.extensions import db
 from app.generation.models import Generation, Variant
 from app.generation.recovery import INTERRUPTED, mark_failed
@@ -242,10 +242,10 @@ def _hand_back(generation_id: int, stream: GenerationStream, count: int) -> str 
     db.session.rollback()
     job = get_current_job()
     if job is not None and (job.number_of_retries or 0) < MAX_REQUEUES:
-        moved = db.session.execute(
+        moved = rowcount(db.session.execute(
             update(Generation).where(Generation.id == generation_id, Generation.status == "running")
             .values(status="queued", started_at=None)
-        ).rowcount
+        ))
         db.session.commit()
         if moved:
             for position in range(count):
@@ -276,10 +276,10 @@ def _store(generation_id: int, results: list[VariantResult], stream: GenerationS
     handling or recovery failed and refunded it meanwhile, this late result is dropped, never
     stored as free copy beside a refund.
     """
-    claimed = db.session.execute(
+    claimed = rowcount(db.session.execute(
         update(Generation).where(Generation.id == generation_id, Generation.status == "running")
         .values(finished_at=utcnow())
-    ).rowcount
+    ))
     if not claimed:
         db.session.rollback()
         log.warning("generation %s: no longer running (closed elsewhere); result dropped", generation_id)

@@ -20,6 +20,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.attributes import set_committed_value
 
+from app.core import rowcount
 from app.extensions import db
 from app.quota.models import QuotaAlert, QuotaCharge, QuotaLedger, VariantRefund
 from app.workspaces.models import Membership, Workspace
@@ -216,7 +217,7 @@ def _reserve(workspace: Workspace, user_id: int, amount: int, **owner: int) -> l
             .values(reserved=QuotaLedger.reserved + amount, allowance=limit.allowance)
             .execution_options(synchronize_session=False)
         )
-        if result.rowcount != 1:
+        if rowcount(result) != 1:
             db.session.refresh(ledger)
             left = max(limit.allowance - ledger.used - ledger.reserved, 0)
             raise QuotaExceeded(left, amount, "pool" if limit.subject == "pool" else "you")
@@ -243,7 +244,7 @@ def _close_charges(owner, new_state: str, used: int | None) -> list[int]:
             .values(state=new_state, amount=spent if new_state == "settled" else charge.amount, updated_at=now)
             .execution_options(synchronize_session=False)
         )
-        if flipped.rowcount != 1:
+        if rowcount(flipped) != 1:
             continue
         db.session.execute(
             update(QuotaLedger)
@@ -347,10 +348,10 @@ def refund_variant(variant, user_id: int | None) -> list[int]:
     if not charges:
         raise NotRefundable()
     now = datetime.now(timezone.utc).replace(tzinfo=None)
-    claimed = db.session.execute(
+    claimed = rowcount(db.session.execute(
         update(Variant).where(Variant.id == variant.id, Variant.refunded_at.is_(None)).values(refunded_at=now)
         .execution_options(synchronize_session=False)
-    ).rowcount
+    ))
     if claimed != 1:
         raise NotRefundable()
     moved = []

@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session, joinedload
 
 from app.admin import audit
 from app.auth.models import User
-from app.core import utcnow
+from app.core import rowcount, utcnow
 from app.extensions import db
 from app.outbox.services import enqueue_after_commit
 from app.webhooks import guard
@@ -271,10 +271,10 @@ def sweep_due(limit: int = 200) -> int:
         WebhookDelivery.status == "pending", WebhookDelivery.next_attempt_at <= now)
         .order_by(WebhookDelivery.next_attempt_at).limit(limit)))
     for delivery in due:
-        moved = db.session.execute(
+        moved = rowcount(db.session.execute(
             update(WebhookDelivery).where(WebhookDelivery.id == delivery.id, WebhookDelivery.status == "pending",
                                           WebhookDelivery.next_attempt_at == delivery.next_attempt_at)
-            .values(next_attempt_at=now + ATTEMPT_LEASE).execution_options(synchronize_session=False)).rowcount
+            .values(next_attempt_at=now + ATTEMPT_LEASE).execution_options(synchronize_session=False)))
         if moved:
             _schedule(db.session, delivery)
     db.session.execute(delete(WebhookEvent).where(
