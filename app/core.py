@@ -5,6 +5,10 @@ from datetime import datetime, timezone
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, Result
+from sqlalchemy.orm import Session, scoped_session
+
+# What helpers that write in the caller's transaction accept: a Session, or Flask-SQLAlchemy's `db.session`.
+AnySession = Session | scoped_session[Any]
 
 
 def utcnow() -> datetime:
