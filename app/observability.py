@@ -27,7 +27,7 @@ import threading
 import uuid
 from datetime import datetime, timezone
 from types import MappingProxyType
-from typing import Any, Callable, Iterator, Mapping, TypeVar
+from typing import Any, Callable, Iterator, Mapping, TypeVar, cast
 
 from flask import Flask, g, request
 from redis import Redis
@@ -224,6 +224,7 @@ class FirstTokenTimer:
         return getattr(self._stream, name)
 
 
-def time_first_token(stream: Any, since: datetime) -> FirstTokenTimer:
-    """The job's stream, timing its first token from `since` (the generation's created_at)."""
-    return FirstTokenTimer(stream, since)
+def time_first_token(stream: T, since: datetime) -> T:
+    """The job's stream, timing its first token from `since` (the generation's created_at).
+    Typed as the stream it wraps: the timer forwards everything else to it."""
+    return cast(T, FirstTokenTimer(stream, since))

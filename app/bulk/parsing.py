@@ -124,7 +124,7 @@ def detect_delimiter(text: str) -> str:
     except csv.Error:
         first = next((line for line in text.splitlines() if line.strip()), "")
         counts = {d: first.count(d) for d in DELIMITERS}
-        best = max(counts, key=counts.get)
+        best = max(counts, key=counts.__getitem__)
         return best if counts[best] else ","
 
 
@@ -159,7 +159,7 @@ def _read_csv(data: bytes, options: Options) -> tuple[list[list[str]], list[str]
     options.encoding = options.encoding or detect_encoding(data)
     text = decode(data, options.encoding)
     options.delimiter = options.delimiter or detect_delimiter(text)
-    rows = []
+    rows: list[list[str]] = []
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=options.delimiter)
     try:
         for row in reader:
@@ -217,7 +217,8 @@ def _read_xlsx(data: bytes, options: Options) -> tuple[list[list[str]], list[str
             notes.append(f"The workbook has {len(values_book.sheetnames)} sheets; the first one, "
                          f"“{sheet.title}”, is used.")
         rows: list[list[str]] = []
-        formula_cells, missing_values = 0, []
+        formula_cells = 0
+        missing_values: list[str] = []
         pairs = zip(sheet.iter_rows(max_col=MAX_COLUMNS + 1, values_only=True),
                     formulas.iter_rows(max_col=MAX_COLUMNS + 1, values_only=True), strict=False)
         for line, (values, sources) in enumerate(pairs, start=1):

@@ -190,7 +190,7 @@ def stream(generation_id: int):
     block_ms = min(config["SSE_BLOCK_MS"], int(check_every * 1000))
     max_idle = max(2, (config["JOB_TIMEOUT"] * 1000) // block_ms + 2)
     body = iter_sse(redis, generation.id, last_id, block_ms, max_idle, check_every=check_every,
-                    still_allowed=_session_checker(current_app._get_current_object(), login_id), lease=lease)
+                    still_allowed=_session_checker(current_app._get_current_object(), login_id), lease=lease)  # type: ignore[attr-defined]  # proxy method, untyped
     # The body runs after the request's DB session is closed: it touches Redis, and the
     # database only for the periodic re-check, in an app context of its own.
     db.session.remove()

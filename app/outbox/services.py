@@ -105,7 +105,7 @@ def _add(session: AnySession, kind: str, target: str, payload: dict[str, Any]) -
     session.add(row)
     session.flush()
     session.info.setdefault(_PENDING, []).append(
-        (current_app._get_current_object(), Message(row.id, kind, target, payload)))
+        (current_app._get_current_object(), Message(row.id, kind, target, payload)))  # type: ignore[attr-defined]  # proxy method, untyped
     return row
 
 
@@ -238,7 +238,7 @@ def sweep(limit: int = 500) -> int:
 
     Runs in an app context, from the maintenance loop. Returns the number of rows delivered or settled.
     """
-    app = current_app._get_current_object()
+    app = current_app._get_current_object()  # type: ignore[attr-defined]  # proxy method, untyped
     now = utcnow()
     rows = db.session.scalars(
         select(OutboxMessage).where(OutboxMessage.available_at <= now).order_by(OutboxMessage.id).limit(limit)
