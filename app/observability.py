@@ -123,7 +123,7 @@ def make_handler(log_format: str, stream=None) -> logging.Handler:
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
     handler.addFilter(ContextFilter())
-    handler._copydeck = True  # type: ignore[attr-defined]  (replaced, not stacked, by a second create_app)
+    handler._copydeck = True  # type: ignore[attr-defined]  # replaced, not stacked, by a second create_app
     return handler
 
 

@@ -495,7 +495,7 @@ def _announce_finished(run_id: int) -> None:
     run = db.session.get(BulkRun, run_id)
     db.session.refresh(run)
     counts = dict(db.session.execute(select(BulkRow.status, func.count()).where(BulkRow.run_id == run_id)
-                                     .group_by(BulkRow.status)).all())
+                                     .group_by(BulkRow.status)).tuples().all())
     try:
         results_path = url_for("bulk.results", run_id=run_id, fmt="csv")
     except RuntimeError:  # no request or app URL context (a worker without SERVER_NAME)
@@ -612,7 +612,7 @@ class Progress:
 
 def progress(run: BulkRun) -> Progress:
     counts = dict(db.session.execute(select(BulkRow.status, func.count()).where(BulkRow.run_id == run.id)
-                                     .group_by(BulkRow.status)).all())
+                                     .group_by(BulkRow.status)).tuples().all())
     now = utcnow()
     since = max(run.started_at or now, now - timedelta(seconds=60))
     recent = db.session.scalar(select(func.count()).select_from(BulkRow).where(

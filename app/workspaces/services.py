@@ -139,7 +139,7 @@ def seat_usage(workspace: Workspace) -> tuple[int, int]:
     pending = db.session.scalar(select(func.count(Invitation.id)).where(
         Invitation.workspace_id == workspace.id, Invitation.accepted_at.is_(None),
         Invitation.revoked_at.is_(None), Invitation.expires_at > utcnow()))
-    return members, pending
+    return members or 0, pending or 0  # COUNT always answers; `or 0` tells mypy so
 
 
 def seats_free(workspace: Workspace) -> int:
