@@ -28,9 +28,10 @@ import base64
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from markupsafe import Markup, escape
-from sqlalchemy import Float, Integer, Select, column, func, literal_column, select, table, text, tuple_
+from sqlalchemy import ColumnClause, Float, Integer, Select, column, func, literal_column, select, table, text, tuple_
 
 from app.extensions import db
 from app.generation.models import Generation
@@ -106,7 +107,7 @@ def ranked_matches(stmt: Select, parsed: SearchQuery, offset: int, limit: int) -
     """
     if _dialect() == "postgresql":
         tsquery = func.to_tsquery(literal_column("'simple'"), _tsquery(parsed))
-        vector = literal_column("generations.search_vector")
+        vector: ColumnClause[Any] = literal_column("generations.search_vector")
         window = (stmt.add_columns(Generation.created_at, func.ts_rank(vector, tsquery).label("score"))
                   .where(vector.op("@@")(tsquery)))
     else:

@@ -101,7 +101,7 @@ def build(workspace: Workspace, period_start: date | None = None, only_user_id: 
             row.remaining = left[user_id].remaining
         members.append(row)
     template_ids = [tid for tid in per_template if tid != TEST_RUNS]
-    names = dict(db.session.execute(select(Template.id, Template.name).where(Template.id.in_(template_ids))).tuples().all()) \
+    names: dict[int | str, str] = dict(db.session.execute(select(Template.id, Template.name).where(Template.id.in_(template_ids))).tuples().all()) \
         if template_ids else {}
     names[TEST_RUNS] = "Template editor test runs"
     templates = sorted(((names.get(tid, "?"), g, v) for tid, (g, v) in per_template.items()), key=lambda r: -r[2])

@@ -8,7 +8,7 @@ Functions raise TeamError with a message for the user and write nothing.
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import TypeVar
+from typing import Any, Protocol, TypeVar
 
 from flask import current_app
 from itsdangerous import BadSignature, URLSafeSerializer
@@ -21,7 +21,11 @@ from app.core import NotFound, utcnow
 from app.extensions import db
 from app.workspaces.models import INVITABLE_ROLES, QUOTA_MODES, ROLES, Invitation, Membership, Workspace
 
-M = TypeVar("M")
+class _WorkspaceRow(Protocol):
+    workspace_id: Any
+
+
+M = TypeVar("M", bound=_WorkspaceRow)
 
 
 class TeamError(Exception):
