@@ -22,7 +22,7 @@ from werkzeug.datastructures import MultiDict
 
 from app.auth.models import User
 
-from app.core import rowcount, utcnow
+from app.core import required, rowcount, utcnow
 from app.billing.services import has_feature
 from app.bulk import parsing
 from app.bulk.models import FINAL, IN_FLIGHT, BulkMapping, BulkRow, BulkRun, BulkSlots
@@ -323,7 +323,7 @@ def check_rows(run: BulkRun, sheet: parsing.Sheet, user_id: int, redo_done: bool
 
 
 def run_workspace(run: BulkRun) -> Workspace:
-    return db.session.get(Workspace, run.workspace_id)
+    return required(db.session.get(Workspace, run.workspace_id), f"workspace {run.workspace_id}")
 
 
 def _mark_done(run: BulkRun, rows: list[RowCheck]) -> None:
@@ -492,7 +492,7 @@ def _announce_finished(run_id: int) -> None:
 
     from app.webhooks import events as webhook_events
 
-    run = db.session.get(BulkRun, run_id)
+    run = required(db.session.get(BulkRun, run_id), f"bulk run {run_id}")
     db.session.refresh(run)
     counts = dict(db.session.execute(select(BulkRow.status, func.count()).where(BulkRow.run_id == run_id)
                                      .group_by(BulkRow.status)).tuples().all())
@@ -512,7 +512,7 @@ def maybe_finish(run_id: int) -> bool:
         BulkRow.run_id == run_id, BulkRow.status.in_(("pending",) + IN_FLIGHT)))
     if open_rows:
         return False
-    run = db.session.get(BulkRun, run_id)
+    run = required(db.session.get(BulkRun, run_id), f"bulk run {run_id}")
     db.session.refresh(run)
     if run.status == "paused":
         return False
@@ -579,7 +579,7 @@ def move_row(row_id: int, from_states: tuple[str, ...], status: str, note: str |
     values: dict[str, Any] = {"status": status, "note": note[:1000] if note else None, "updated_at": utcnow()}
     if generation_id is not None:
         values["generation_id"] = generation_id
-    row = db.session.get(BulkRow, row_id)
+    row = required(db.session.get(BulkRow, row_id), f"bulk row {row_id}")
     moved = rowcount(db.session.execute(update(BulkRow).where(BulkRow.id == row_id, BulkRow.status.in_(from_states))
                                .values(**values).execution_options(synchronize_session=False)))
     if moved and any(s in IN_FLIGHT for s in from_states) and status not in IN_FLIGHT:
