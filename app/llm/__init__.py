@@ -367,7 +367,7 @@ def stream_chat(
             on_restart()
         attempt = _Attempt(model=settings.model)
         try:
-            # openai's overloads want its TypedDict messages and a literal `stream`; ours are plain dicts.
+            # openai's overloads want its TypedDicts for messages and response_format; ours are plain dicts.
             with client.chat.completions.with_streaming_response.create(  # type: ignore[call-overload]
                 model=settings.model,
                 messages=messages,
