@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export FLASK_APP := wsgi
 
-.PHONY: setup dev run test bench bench-scale scale-demo worker clean
+.PHONY: setup dev run lint test bench bench-scale scale-demo worker clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +25,11 @@ dev: $(VENV)/.installed-dev  ## also install the test tools
 run: setup  ## migrate, seed, and run web + worker (+ embedded Redis and local model)
 	$(BIN)/python scripts/run.py
 
-test: dev  ## the whole test suite (embedded Redis + SQLite unless REDIS_URL/DATABASE_URL are set)
+lint: dev  ## ruff (likely bugs) on all Python code, then mypy (types) on app/ and workers/
+	$(BIN)/ruff check app workers tests bench scripts
+	$(BIN)/mypy
+
+test: dev lint  ## lint, then the whole test suite (embedded Redis + SQLite unless REDIS_URL/DATABASE_URL are set)
 	$(BIN)/python -m pytest --cov --cov-report=term
 
 bench: dev  ## benchmarks against the fake LLM; figures go to bench/README.md

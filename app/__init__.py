@@ -21,7 +21,8 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     if overrides:
         app.config.update(overrides)
     _check_config(app)
-    app.instance_path and config_module.INSTANCE.mkdir(parents=True, exist_ok=True)
+    if app.instance_path:
+        config_module.INSTANCE.mkdir(parents=True, exist_ok=True)
     from app import observability, security
     observability.configure_logging(app)
     security.init_app(app)

@@ -42,7 +42,7 @@ def register_cli(app: Flask) -> None:
         from flask import current_app
 
         from workers.maintenance import run_once
-        done = run_once(current_app._get_current_object())
+        done = run_once(current_app._get_current_object())  # type: ignore[attr-defined]  # proxy method, untyped
         if done is None:
             raise click.ClickException("a worker host is running a maintenance round right now; try again")
         click.echo(f"outbox: {done.delivered} delivered or settled; generations requeued: "

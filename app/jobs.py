@@ -27,7 +27,7 @@ def job_app() -> Flask:
     else this worker process's app, created once."""
     global _job_app
     if has_app_context():
-        return current_app._get_current_object()
+        return current_app._get_current_object()  # type: ignore[attr-defined]  # proxy method, untyped
     if _job_app is None:
         from app import create_app
         _job_app = create_app()

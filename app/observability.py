@@ -26,7 +26,8 @@ import sys
 import threading
 import uuid
 from datetime import datetime, timezone
-from typing import Any, Callable, Iterator, TypeVar
+from types import MappingProxyType
+from typing import Any, Callable, Iterator, Mapping, TypeVar, cast
 
 from flask import Flask, g, request
 from redis import Redis
@@ -35,7 +36,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 LOG_FIELDS = ("request_id", "job_id", "generation_id")
-_context: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("copydeck_log_context", default={})
+_context: contextvars.ContextVar[Mapping[str, Any]] = contextvars.ContextVar("copydeck_log_context",
+                                                                         default=MappingProxyType({}))
 REQUEST_ID_HEADER = "X-Request-ID"
 _SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
@@ -121,7 +123,7 @@ def make_handler(log_format: str, stream=None) -> logging.Handler:
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
     handler.addFilter(ContextFilter())
-    handler._copydeck = True  # type: ignore[attr-defined]  (replaced, not stacked, by a second create_app)
+    handler._copydeck = True  # type: ignore[attr-defined]  # replaced, not stacked, by a second create_app
     return handler
 
 
@@ -222,6 +224,7 @@ class FirstTokenTimer:
         return getattr(self._stream, name)
 
 
-def time_first_token(stream: Any, since: datetime) -> FirstTokenTimer:
-    """The job's stream, timing its first token from `since` (the generation's created_at)."""
-    return FirstTokenTimer(stream, since)
+def time_first_token(stream: T, since: datetime) -> T:
+    """The job's stream, timing its first token from `since` (the generation's created_at).
+    Typed as the stream it wraps: the timer forwards everything else to it."""
+    return cast(T, FirstTokenTimer(stream, since))

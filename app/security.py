@@ -62,7 +62,7 @@ def content_security_policy(app: Flask) -> str:
     return "; ".join(f"{name} {value}" for name, value in directives.items())
 
 
-def body_limit(endpoint: str | None) -> int | None:
+def body_limit(endpoint: str | None) -> int:
     """The request-body bound of an endpoint, in bytes."""
     key = BODY_LIMITS.get(endpoint or "")
     return current_app.config[key] if key else current_app.config["MAX_CONTENT_LENGTH"]
@@ -71,7 +71,7 @@ def body_limit(endpoint: str | None) -> int | None:
 def init_app(app: Flask) -> None:
     hops = app.config["TRUSTED_PROXY_HOPS"]
     if hops:
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops)
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops)  # type: ignore[method-assign]  # Flask's documented middleware hook
 
     def limit_request_body() -> None:
         """Set this route's body bound before anything (CSRF checks included) reads the form.

@@ -47,7 +47,7 @@ def run(settings: LLMSettings, runs: int, dialect: str | None, slug: str) -> dic
         started = time.monotonic()
         try:
             completion = stream_chat(settings, messages, temperature=0.7, deadline_at=time.monotonic() + 120,
-                                     on_token=(lambda p: shown.append(decoder.feed(p))) if response_format else None,
+                                     on_token=(lambda p, shown=shown, decoder=decoder: shown.append(decoder.feed(p))) if response_format else None,
                                      response_format=response_format)
         except LLMError:
             failed += 1

@@ -639,7 +639,7 @@ def print_report(report: dict, m: dict) -> None:
     out.append(f"    app: submit (POST -> 302) {fmt_ms(s['app_submit'])} ms; server: queue wait "
                f"{fmt_ms(s['queue_wait'])} ms, job run {fmt_ms(s['job_run'])} ms (medians)")
     cpu_gen = s["cpu_ms_per_generation"]
-    out.append(f"    CPU per app generation (approx.): "
+    out.append("    CPU per app generation (approx.): "
                + ", ".join(f"{k} {v:.0f} ms" for k, v in cpu_gen.items())
                + f" = {sum(cpu_gen.values()):.0f} ms; direct call: {s['direct_client_cpu_ms']:.0f} ms in the client")
     out.append(f"    other processes on the machine meanwhile: {s['other_cpu_per_s']:.2f} CPUs busy on average")

@@ -320,7 +320,8 @@ def measure(app, seeded: dict, runs: int) -> tuple[dict, dict]:
             conn.info["bench_started"] = time.perf_counter()
 
         def after(conn, cursor, statement, parameters, context, executemany):
-            recorded.append(((time.perf_counter() - conn.info.pop("bench_started")) * 1000, statement, parameters))
+            # The listener is removed before the loop moves on, so `recorded` is this round's list.
+            recorded.append(((time.perf_counter() - conn.info.pop("bench_started")) * 1000, statement, parameters))  # noqa: B023
 
         event.listen(engine, "before_cursor_execute", before)
         event.listen(engine, "after_cursor_execute", after)

@@ -17,7 +17,6 @@ Every process is started in its own process group, and `stop()` ends those group
 from __future__ import annotations
 
 import importlib.util
-import json
 import os
 import select
 import shlex

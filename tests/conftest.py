@@ -169,7 +169,7 @@ def _catalogue_snapshot(app) -> dict:
         templates = db.metadata.tables["templates"]
         versions = db.metadata.tables["template_versions"]
         rows = conn.execute(select(templates.c.id, *(templates.c[k] for k in TEMPLATE_STATE))).all()
-        return {"templates": {row[0]: dict(zip(TEMPLATE_STATE, row[1:])) for row in rows},
+        return {"templates": {row[0]: dict(zip(TEMPLATE_STATE, row[1:], strict=False)) for row in rows},
                 "versions": set(conn.scalars(select(versions.c.id)))}
 
 
@@ -177,7 +177,7 @@ def _restore_catalogue(conn, db, snapshot: dict) -> None:
     """Undo what tests did to the catalogue: new templates and versions go, edited ones revert."""
     templates = db.metadata.tables["templates"]
     versions = db.metadata.tables["template_versions"]
-    current = {row[0]: dict(zip(TEMPLATE_STATE, row[1:]))
+    current = {row[0]: dict(zip(TEMPLATE_STATE, row[1:], strict=False))
                for row in conn.execute(select(templates.c.id, *(templates.c[k] for k in TEMPLATE_STATE)))}
     for template_id, state in current.items():
         wanted = snapshot["templates"].get(template_id)

@@ -55,7 +55,7 @@ def main() -> None:
     die_with_parent()
 
     app = create_app()
-    import app.generation.tasks as tasks  # preload the job code before forking
+    import app.generation.tasks as tasks  # noqa: F401  (preload the job code before forking)
     import app.bulk.tasks as bulk_tasks  # noqa: F401  (the bulk row job, preloaded too)
     import workers
     from workers import maintenance

@@ -81,7 +81,7 @@ def ceiling(model: str | None) -> int | None:
     return None
 
 
-def not_allowed_message(model: str) -> str:
+def not_allowed_message(model: str | None) -> str:
     names = ", ".join([*allowed_models()]) or "none besides the site default"
     return (f"The model '{model}' is not available to workspace templates. Leave the model empty for the site "
             f"default, or choose one the site allows ({names}).")

@@ -13,6 +13,7 @@ from app.admin import audit
 from app.auth import sessions
 from app.auth.models import User
 from app.bounds import escape_like
+from app.core import required
 from app.extensions import db
 from app.workspaces import services as teams
 from app.workspaces.models import Membership, Workspace
@@ -119,7 +120,7 @@ def size_workspace(actor: User, workspace_id: int, *, plan: str, seats: int, gen
     from app.billing.services import plan as find_plan
     if find_plan(plan.strip()) is None:
         raise AdminError(f"Unknown plan {plan.strip()!r}: use free, pro or business.")
-    workspace = db.session.get(Workspace, workspace_id)
+    workspace = required(db.session.get(Workspace, workspace_id), f"workspace {workspace_id}")
     before = _sizing(workspace)
     try:
         workspace = teams.set_seats(workspace_id, seats, generations_per_seat, plan.strip() or None, force,

@@ -55,7 +55,7 @@ def require_key() -> None:
     key = load()
     if key is None:
         exc = g.api_auth_error
-        raise Problem(exc.code, exc.detail, headers={"WWW-Authenticate": f'Bearer error="invalid_token"'
+        raise Problem(exc.code, exc.detail, headers={"WWW-Authenticate": 'Bearer error="invalid_token"'
                                                      if exc.code != "missing-key" else "Bearer"})
     workspace = db.session.get(Workspace, key.workspace_id)
     enforce_grace(workspace)

@@ -11,7 +11,7 @@ import json
 import logging
 import os
 
-from flask import Blueprint, Flask, render_template, request
+from flask import Blueprint, Flask, render_template
 from flask_smorest import Api
 from werkzeug.exceptions import HTTPException, default_exceptions
 
@@ -56,7 +56,7 @@ def _problem_for_http(exc: HTTPException):
     if exc.code == 422 and getattr(exc, "data", None):  # webargs/marshmallow validation
         messages = exc.data.get("messages", {})
         errors: dict[str, list[str]] = {}
-        for location, fields in messages.items():
+        for fields in messages.values():
             for name, value in _flatten(fields):
                 errors[name] = value
         names = ", ".join(sorted(errors)) or "the request"

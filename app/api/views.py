@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import time
 from datetime import date, datetime, timezone
 
@@ -255,19 +254,19 @@ def generations_create(body: dict, wait: int = 0):
             language=body["language"], variant_count=variants, creativity=body["creativity"], brand_voice=voice,
             on_record=record)
     except quota.QuotaExceeded as exc:
-        raise _quota_problem(exc)
-    except services.NoSeat:
+        raise _quota_problem(exc) from exc
+    except services.NoSeat as exc:
         raise Problem("no-seat", "The member this key charges has no seat on the workspace's plan. "
-                      "An owner can add seats; nothing was charged.")
+                      "An owner can add seats; nothing was charged.") from exc
     except ModelNotAllowed as exc:
-        raise Problem("template-refused", f"{exc} Nothing was charged.")
-    except RenderBusy:
+        raise Problem("template-refused", f"{exc} Nothing was charged.") from exc
+    except RenderBusy as exc:
         raise Problem("busy", "Too many templates are being prepared right now; retry in a moment. "
-                      "Nothing was charged.", headers={"Retry-After": "2"})
+                      "Nothing was charged.", headers={"Retry-After": "2"}) from exc
     except PromptError as exc:
         detail = (f"With these inputs the template goes past a limit: {exc}. Nothing was charged."
                   if exc.bound is not None else "This template does not render right now. Nothing was charged.")
-        raise Problem("template-refused", detail)
+        raise Problem("template-refused", detail) from exc
     except IntegrityError:
         return guard.after_conflict()
     generation_id, location, document = generation.id, created["location"], created["document"]
@@ -360,7 +359,7 @@ def generations_stream(generation_id: int):
         return sse_response(generation, last_id=last_id, lease_owner=f"key:{key_id}", still_allowed=still_allowed)
     except TooManyStreams as exc:
         raise Problem("too-many-streams", f"Too many live streams are open for this {exc.scope} (at most {exc.limit}). "
-                      "Close one, or poll the generation instead.", headers={"Retry-After": "10"})
+                      "Close one, or poll the generation instead.", headers={"Retry-After": "10"}) from exc
 
 
 # ---------------------------------------------------------------- variants

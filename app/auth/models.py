@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from flask_login import UserMixin
 from sqlalchemy import ForeignKey, String, func
@@ -17,6 +18,9 @@ class User(UserMixin, db.Model):
 
     __tablename__ = "users"
     # Set on the logged-in user's object by app.auth.sessions (not a column): "<user id>:<session key>".
+    if TYPE_CHECKING:  # annotated for mypy only: SQLAlchemy would take an annotation for a column
+        login_identity: str | None
+        login_session_id: int | None
     login_identity = None
     login_session_id = None
 

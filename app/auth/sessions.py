@@ -23,7 +23,7 @@ from sqlalchemy import delete, select
 
 from app.auth.models import LoginSession, User
 
-from app.core import utcnow
+from app.core import rowcount, utcnow
 from app.bounds import whole_number
 from app.extensions import db
 
@@ -113,7 +113,7 @@ def end_all(user: User, *, keep_current: bool = False) -> int:
     stmt = delete(LoginSession).where(LoginSession.user_id == user.id)
     if keep_current and user.login_session_id is not None:
         stmt = stmt.where(LoginSession.id != user.login_session_id)
-    return db.session.execute(stmt).rowcount or 0
+    return rowcount(db.session.execute(stmt)) or 0
 
 
 def active(user: User) -> list[LoginSession]:

@@ -100,7 +100,8 @@ def has_device_cookie() -> bool:
 
 
 def _counters(client: Client) -> list[tuple[RateLimitItem, tuple[str, ...]]]:
-    counters = [(_limit("LOGIN_LIMIT_PER_CLIENT"), ("login-client", client.account, client.key))]
+    counters: list[tuple[RateLimitItem, tuple[str, ...]]] = [
+        (_limit("LOGIN_LIMIT_PER_CLIENT"), ("login-client", client.account, client.key))]
     if not client.trusted:
         counters.append((_limit("LOGIN_LIMIT_PER_ACCOUNT"), ("login-account", client.account)))
     return counters

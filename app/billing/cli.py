@@ -23,9 +23,12 @@ def sync_command(workspace_id: int | None) -> None:
     stmt = select(Workspace).where(Workspace.stripe_customer_id.is_not(None))
     if workspace_id:
         stmt = stmt.where(Workspace.id == workspace_id)
-    customers = [w.stripe_customer_id for w in db.session.scalars(stmt)]
+    customers = [w.stripe_customer_id for w in db.session.scalars(stmt) if w.stripe_customer_id]
     for customer in customers:
         workspace = services.sync(customer)
+        if workspace is None:  # deleted since the query above
+            click.echo(f"{customer}: no workspace")
+            continue
         click.echo(f"{customer}: workspace {workspace.id} {workspace.plan} x {workspace.seats} "
                    f"({workspace.subscription_status or 'no subscription'})")
     if workspace_id:

@@ -9,10 +9,13 @@ stripe-mock); unset, it talks to api.stripe.com.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import stripe
 from flask import current_app
+
+if TYPE_CHECKING:
+    from stripe.params import EventListParams
 
 # Pinned so that objects have the shape this code reads (periods live on subscription items).
 API_VERSION = "2026-10-28.endive"
@@ -40,7 +43,7 @@ def client() -> stripe.StripeClient:
     return cache[(key, base)]
 
 
-def _opts(idempotency_key: str) -> dict:
+def _opts(idempotency_key: str) -> stripe.RequestOptions:
     return {"idempotency_key": f"copydeck-{idempotency_key}"}
 
 
@@ -106,7 +109,7 @@ def change_seats(*, workspace_id: int, subscription_id: str, item_id: str, seats
 
 
 def list_events(created_after: int, starting_after: str | None = None):
-    params: dict[str, Any] = {"created": {"gt": created_after}, "limit": 100}
+    params: EventListParams = {"created": {"gt": created_after}, "limit": 100}
     if starting_after:
         params["starting_after"] = starting_after
     return client().v1.events.list(params=params)

@@ -15,7 +15,7 @@ from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
-from app.core import utcnow
+from app.core import required, utcnow
 from app.billing import gateway
 from app.billing.models import Plan
 from app.extensions import db
@@ -119,7 +119,7 @@ def pick_subscription(subscriptions: list):
 
 
 def grant_for(subscription, past_due_since: datetime | None, now: datetime) -> Grant:
-    free = plan(FREE)
+    free = required(plan(FREE), f"plan {FREE!r}")
     if subscription is None:
         return Grant(FREE, free.min_seats, None, None, None)
     status = subscription["status"]
@@ -140,7 +140,7 @@ def grant_for(subscription, past_due_since: datetime | None, now: datetime) -> G
 
 
 def _apply_grant(workspace: Workspace, grant: Grant) -> None:
-    granted = plan(grant.plan)
+    granted = required(plan(grant.plan), f"plan {grant.plan!r}")
     workspace.plan = granted.key
     workspace.generations_per_seat = granted.generations_per_seat
     workspace.seats = grant.seats
@@ -192,7 +192,8 @@ def enforce_grace(workspace: Workspace) -> bool:
     grace = timedelta(days=current_app.config["BILLING_GRACE_DAYS"])
     if utcnow() < workspace.past_due_since + grace or workspace.plan == FREE:
         return False
-    _apply_grant(workspace, Grant(FREE, plan(FREE).min_seats, None, None, "past_due", "grace over"))
+    _apply_grant(workspace, Grant(FREE, required(plan(FREE), f"plan {FREE!r}").min_seats, None, None, "past_due",
+                                   "grace over"))
     try:
         db.session.commit()
     except OperationalError:  # SQLite: a GET's read-only transaction lost a race; the next request retries

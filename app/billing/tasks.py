@@ -31,6 +31,8 @@ def _apply(event_id: str) -> str:
         return event.status
     workspace = services.sync(event.customer_id)
     event = db.session.get(StripeEvent, event_id)
+    if event is None:  # deleted while the subscription was synced
+        return "skipped"
     if workspace is None:
         event.status, event.note = "ignored", f"unknown customer {event.customer_id}"
         log.warning("stripe event %s for unknown customer %s", event_id, event.customer_id)

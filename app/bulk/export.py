@@ -29,7 +29,7 @@ def table(run: BulkRun) -> tuple[list[str], list[list[Any]]]:
     """Header and rows of the results sheet (values, not yet made safe)."""
     rows = list(db.session.scalars(select(BulkRow).where(BulkRow.run_id == run.id).order_by(BulkRow.position)))
     generation_ids = [r.generation_id for r in rows if r.generation_id]
-    variants: dict[int, list[Variant]] = {}
+    variants: dict[int | None, list[Variant]] = {}
     for start in range(0, len(generation_ids), 500):
         for variant in db.session.scalars(select(Variant).where(
                 Variant.generation_id.in_(generation_ids[start:start + 500])).order_by(Variant.position)):

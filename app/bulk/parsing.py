@@ -124,7 +124,7 @@ def detect_delimiter(text: str) -> str:
     except csv.Error:
         first = next((line for line in text.splitlines() if line.strip()), "")
         counts = {d: first.count(d) for d in DELIMITERS}
-        best = max(counts, key=counts.get)
+        best = max(counts, key=counts.__getitem__)
         return best if counts[best] else ","
 
 
@@ -159,7 +159,7 @@ def _read_csv(data: bytes, options: Options) -> tuple[list[list[str]], list[str]
     options.encoding = options.encoding or detect_encoding(data)
     text = decode(data, options.encoding)
     options.delimiter = options.delimiter or detect_delimiter(text)
-    rows = []
+    rows: list[list[str]] = []
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=options.delimiter)
     try:
         for row in reader:
@@ -217,15 +217,16 @@ def _read_xlsx(data: bytes, options: Options) -> tuple[list[list[str]], list[str
             notes.append(f"The workbook has {len(values_book.sheetnames)} sheets; the first one, "
                          f"“{sheet.title}”, is used.")
         rows: list[list[str]] = []
-        formula_cells, missing_values = 0, []
+        formula_cells = 0
+        missing_values: list[str] = []
         pairs = zip(sheet.iter_rows(max_col=MAX_COLUMNS + 1, values_only=True),
-                    formulas.iter_rows(max_col=MAX_COLUMNS + 1, values_only=True))
+                    formulas.iter_rows(max_col=MAX_COLUMNS + 1, values_only=True), strict=False)
         for line, (values, sources) in enumerate(pairs, start=1):
             if len(rows) > MAX_ROWS + HEADER_SCAN_ROWS:
                 break
             if len(values) > MAX_COLUMNS and values[MAX_COLUMNS] not in (None, ""):
                 raise SheetError(f"Row {line} has more than {MAX_COLUMNS} columns; the limit is {MAX_COLUMNS}.")
-            for col, (value, source) in enumerate(zip(values, sources)):
+            for col, (value, source) in enumerate(zip(values, sources, strict=False)):
                 if isinstance(source, str) and source.startswith("="):
                     formula_cells += 1
                     if value is None and len(missing_values) < 5:
@@ -297,7 +298,7 @@ def read(data: bytes, options: Options | None = None) -> Sheet:
     headers = rows[options.header_row - 1]
     body = rows[options.header_row:]
     lines = list(range(options.header_row + 1, len(rows) + 1))
-    kept = [(line, row) for line, row in zip(lines, body) if any(row)]
+    kept = [(line, row) for line, row in zip(lines, body, strict=False) if any(row)]
     if not kept:
         raise SheetError("The file has a header row but no data rows. Add the rows to write copy for.")
     if len(kept) > MAX_ROWS:
@@ -322,7 +323,7 @@ def read(data: bytes, options: Options | None = None) -> Sheet:
                              "Is the header row right?")
     ragged = {}
     rows_out = []
-    for position, (line, row) in enumerate(kept):
+    for position, (_line, row) in enumerate(kept):
         if len(row) > width:
             ragged[position] = len(row)
         cells = [c[:MAX_CELL_CHARS + 1] for c in row[:width]] + [""] * (width - len(row))

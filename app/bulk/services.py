@@ -22,7 +22,7 @@ from werkzeug.datastructures import MultiDict
 
 from app.auth.models import User
 
-from app.core import utcnow
+from app.core import required, rowcount, utcnow
 from app.billing.services import has_feature
 from app.bulk import parsing
 from app.bulk.models import FINAL, IN_FLIGHT, BulkMapping, BulkRow, BulkRun, BulkSlots
@@ -281,7 +281,7 @@ def check_rows(run: BulkRun, sheet: parsing.Sheet, user_id: int, redo_done: bool
     form_class = type(build_generate_form(version))
     specs = {spec["name"]: spec for spec in version.fields}
     rows: list[RowCheck] = []
-    for position, (cells, line) in enumerate(zip(sheet.rows, sheet.lines), start=1):
+    for position, (cells, line) in enumerate(zip(sheet.rows, sheet.lines, strict=False), start=1):
         raw = {name: _value(entry, cells, index) for name, entry in mapping.get("fields", {}).items() if name in specs}
         for name, spec in specs.items():
             raw.setdefault(name, "")
@@ -301,7 +301,7 @@ def check_rows(run: BulkRun, sheet: parsing.Sheet, user_id: int, redo_done: bool
         if too_long:
             errors.append(f"“{too_long[0]}” is over {parsing.MAX_CELL_CHARS:,} characters.")
         if not form.validate():
-            for name, messages in form.errors.items():
+            for messages in form.errors.values():
                 errors.extend(messages)
         inputs = {}
         if not errors:
@@ -323,7 +323,7 @@ def check_rows(run: BulkRun, sheet: parsing.Sheet, user_id: int, redo_done: bool
 
 
 def run_workspace(run: BulkRun) -> Workspace:
-    return db.session.get(Workspace, run.workspace_id)
+    return required(db.session.get(Workspace, run.workspace_id), f"workspace {run.workspace_id}")
 
 
 def _mark_done(run: BulkRun, rows: list[RowCheck]) -> None:
@@ -411,9 +411,9 @@ def start_run(run: BulkRun, user: User, *, only_fitting: bool, redo_done: bool) 
                             language=row.language or "English", variant_count=row.variant_count or 1,
                             creativity=row.creativity or "balanced", row_key=row.key or "", status=status,
                             note=note[:1000] if note else None, attempts=0, updated_at=utcnow()))
-    moved = db.session.execute(update(BulkRun).where(BulkRun.id == run.id, BulkRun.status == "draft").values(
+    moved = rowcount(db.session.execute(update(BulkRun).where(BulkRun.id == run.id, BulkRun.status == "draft").values(
         status="running", started_at=utcnow(), total_rows=len(records), redo_done=redo_done, source=None,
-        user_id=user.id)).rowcount
+        user_id=user.id)))
     if not moved:
         db.session.rollback()
         raise BulkError("This run has already started.")
@@ -426,15 +426,15 @@ def start_run(run: BulkRun, user: User, *, only_fitting: bool, redo_done: bool) 
 
 def pause(run: BulkRun) -> bool:
     """Stop handing out rows; rows already running finish, queued ones go back to pending."""
-    moved = db.session.execute(update(BulkRun).where(BulkRun.id == run.id, BulkRun.status == "running")
-                               .values(status="paused", message=None)).rowcount
+    moved = rowcount(db.session.execute(update(BulkRun).where(BulkRun.id == run.id, BulkRun.status == "running")
+                               .values(status="paused", message=None)))
     db.session.commit()
     return bool(moved)
 
 
 def resume(run: BulkRun) -> bool:
-    moved = db.session.execute(update(BulkRun).where(BulkRun.id == run.id, BulkRun.status == "paused")
-                               .values(status="running", message=None)).rowcount
+    moved = rowcount(db.session.execute(update(BulkRun).where(BulkRun.id == run.id, BulkRun.status == "paused")
+                               .values(status="running", message=None)))
     if moved:
         pump(run.workspace_id)
     db.session.commit()
@@ -444,14 +444,14 @@ def resume(run: BulkRun) -> bool:
 def cancel(run: BulkRun) -> int:
     """Cancel: every row not started is skipped (it holds no reservation, so nothing is charged for it);
     rows running finish. Returns the number of rows cancelled."""
-    moved = db.session.execute(update(BulkRun).where(BulkRun.id == run.id, BulkRun.status.in_(("running", "paused")))
-                               .values(status="cancelled", message=None)).rowcount
+    moved = rowcount(db.session.execute(update(BulkRun).where(BulkRun.id == run.id, BulkRun.status.in_(("running", "paused")))
+                               .values(status="cancelled", message=None)))
     if not moved:
         db.session.rollback()
         return 0
-    cancelled = db.session.execute(update(BulkRow).where(BulkRow.run_id == run.id, BulkRow.status == "pending")
+    cancelled = rowcount(db.session.execute(update(BulkRow).where(BulkRow.run_id == run.id, BulkRow.status == "pending")
                                    .values(status="skipped", note="Cancelled before it started; nothing charged.",
-                                           updated_at=utcnow())).rowcount
+                                           updated_at=utcnow())))
     maybe_finish(run.id)
     db.session.commit()
     return cancelled
@@ -461,8 +461,8 @@ def retry_failed(run: BulkRun) -> int:
     """Failed rows go back to pending (each charges again only when it runs); the run runs again."""
     if run.status not in ("finished", "running", "paused"):
         raise BulkError("A cancelled run cannot be retried; upload the file again for a new run.")
-    count = db.session.execute(update(BulkRow).where(BulkRow.run_id == run.id, BulkRow.status == "failed")
-                               .values(status="pending", note=None, updated_at=utcnow())).rowcount
+    count = rowcount(db.session.execute(update(BulkRow).where(BulkRow.run_id == run.id, BulkRow.status == "failed")
+                               .values(status="pending", note=None, updated_at=utcnow())))
     if not count:
         db.session.rollback()
         return 0
@@ -477,11 +477,11 @@ def retry_failed(run: BulkRun) -> int:
 def finish_run(run_id: int) -> bool:
     """The one place a run ends (its last row settled, or its cancel took effect): runs once per ending,
     and records the `bulk_run.completed` webhook in the same transaction."""
-    moved = db.session.execute(
+    moved = rowcount(db.session.execute(
         update(BulkRun).where(BulkRun.id == run_id, BulkRun.finished_at.is_(None),
                               BulkRun.status.in_(("running", "cancelled")))
         .values(status=case((BulkRun.status == "cancelled", "cancelled"), else_="finished"), finished_at=utcnow())
-    ).rowcount
+    ))
     if moved:
         _announce_finished(run_id)
     return bool(moved)
@@ -492,10 +492,10 @@ def _announce_finished(run_id: int) -> None:
 
     from app.webhooks import events as webhook_events
 
-    run = db.session.get(BulkRun, run_id)
+    run = required(db.session.get(BulkRun, run_id), f"bulk run {run_id}")
     db.session.refresh(run)
     counts = dict(db.session.execute(select(BulkRow.status, func.count()).where(BulkRow.run_id == run_id)
-                                     .group_by(BulkRow.status)).all())
+                                     .group_by(BulkRow.status)).tuples().all())
     try:
         results_path = url_for("bulk.results", run_id=run_id, fmt="csv")
     except RuntimeError:  # no request or app URL context (a worker without SERVER_NAME)
@@ -512,7 +512,7 @@ def maybe_finish(run_id: int) -> bool:
         BulkRow.run_id == run_id, BulkRow.status.in_(("pending",) + IN_FLIGHT)))
     if open_rows:
         return False
-    run = db.session.get(BulkRun, run_id)
+    run = required(db.session.get(BulkRun, run_id), f"bulk run {run_id}")
     db.session.refresh(run)
     if run.status == "paused":
         return False
@@ -554,16 +554,16 @@ def pump(workspace_id: int) -> int:
             .order_by(BulkRun.id, BulkRow.position).limit(1)).first()
         if candidate is None:
             break
-        claimed = db.session.execute(
+        claimed = rowcount(db.session.execute(
             update(BulkSlots).where(BulkSlots.workspace_id == workspace_id, BulkSlots.in_flight < limit)
-            .values(in_flight=BulkSlots.in_flight + 1).execution_options(synchronize_session=False)).rowcount
+            .values(in_flight=BulkSlots.in_flight + 1).execution_options(synchronize_session=False)))
         if not claimed:
             break
         row_id, attempt = candidate.id, candidate.attempts + 1
-        moved = db.session.execute(
+        moved = rowcount(db.session.execute(
             update(BulkRow).where(BulkRow.id == row_id, BulkRow.status == "pending")
             .values(status="queued", attempts=attempt, updated_at=utcnow())
-            .execution_options(synchronize_session=False)).rowcount
+            .execution_options(synchronize_session=False)))
         if not moved:
             release_slot(workspace_id)
             continue
@@ -579,9 +579,9 @@ def move_row(row_id: int, from_states: tuple[str, ...], status: str, note: str |
     values: dict[str, Any] = {"status": status, "note": note[:1000] if note else None, "updated_at": utcnow()}
     if generation_id is not None:
         values["generation_id"] = generation_id
-    row = db.session.get(BulkRow, row_id)
-    moved = db.session.execute(update(BulkRow).where(BulkRow.id == row_id, BulkRow.status.in_(from_states))
-                               .values(**values).execution_options(synchronize_session=False)).rowcount
+    row = required(db.session.get(BulkRow, row_id), f"bulk row {row_id}")
+    moved = rowcount(db.session.execute(update(BulkRow).where(BulkRow.id == row_id, BulkRow.status.in_(from_states))
+                               .values(**values).execution_options(synchronize_session=False)))
     if moved and any(s in IN_FLIGHT for s in from_states) and status not in IN_FLIGHT:
         release_slot(row.workspace_id)
     db.session.expire(row)
@@ -612,7 +612,7 @@ class Progress:
 
 def progress(run: BulkRun) -> Progress:
     counts = dict(db.session.execute(select(BulkRow.status, func.count()).where(BulkRow.run_id == run.id)
-                                     .group_by(BulkRow.status)).all())
+                                     .group_by(BulkRow.status)).tuples().all())
     now = utcnow()
     since = max(run.started_at or now, now - timedelta(seconds=60))
     recent = db.session.scalar(select(func.count()).select_from(BulkRow).where(

@@ -26,6 +26,7 @@ from app.admin.model_policy import ModelNotAllowed
 from app.auth.models import User
 from app.bulk import services
 from app.bulk.models import BulkRow, BulkRun
+from app.core import required
 from app.catalog.rendering import PromptError
 from app.extensions import db
 from app.generation import services as generation_services
@@ -70,7 +71,7 @@ def _run_row(row_id: int) -> str:
     row = db.session.get(BulkRow, row_id)
     if row is None:
         return "missing"
-    run = db.session.get(BulkRun, row.run_id)
+    run = required(db.session.get(BulkRun, row.run_id), f"bulk run {row.run_id}")  # the row's foreign key
     if row.status != "queued":
         db.session.rollback()
         return "not-queued"  # a second run of the job, or the row was closed meanwhile
@@ -81,7 +82,7 @@ def _run_row(row_id: int) -> str:
         return "not-queued"
     db.session.commit()
 
-    workspace = db.session.get(Workspace, run.workspace_id)
+    workspace = required(db.session.get(Workspace, run.workspace_id), f"workspace {run.workspace_id}")
     user = db.session.get(User, run.user_id) if run.user_id else None
     try:
         if user is None:
@@ -144,7 +145,7 @@ def close_row(row_id: int, generation_id: int) -> str:
     else:
         moved = services.move_row(row_id, ("running",), "failed", generation.error_message or "The generation failed.",
                                   generation_id)
-    if moved:
+    if moved and row is not None:  # moved: the row exists
         services.pump(row.workspace_id)
         services.maybe_finish(row.run_id)
     db.session.commit()
@@ -180,7 +181,7 @@ def reconcile(row_id: int, job_dead: bool) -> str:
     generation_id = db.session.scalar(select(Generation.id).where(Generation.bulk_row_id == row_id)
                                       .order_by(Generation.id.desc()).limit(1))
     if generation_id is not None:
-        generation = db.session.get(Generation, generation_id)
+        generation = required(db.session.get(Generation, generation_id), f"generation {generation_id}")
         if generation.is_finished and generation.error_message != INTERRUPTED:
             return close_row(row_id, generation_id)
         fail_and_refund(generation_id, INTERRUPTED)  # no-op if it had already failed that way
@@ -204,7 +205,7 @@ def recover() -> int:
     if not before and not registry.get_job_count(cleanup=False):
         return 0  # the usual round: no bulk row anywhere, nothing abandoned
     registry.cleanup()
-    for (row_id, attempts), status in _in_flight().items():
+    for row_id, attempts in _in_flight():
         job_id = services.row_job_id(row_id, attempts)
         if outbox.is_pending(job_id):
             continue

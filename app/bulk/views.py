@@ -2,8 +2,11 @@
 holds the rules."""
 from __future__ import annotations
 
+from typing import Any
+
 from flask import (Blueprint, Response, abort, flash, g, redirect, render_template, request, url_for)
 from flask_login import current_user
+from werkzeug.wrappers import Response as BaseResponse
 
 from app.bulk import export, parsing, services
 from app.bulk.forms import ActionForm, UploadForm
@@ -35,7 +38,7 @@ def _run_or_404(run_id: int) -> BulkRun:
     return run
 
 
-def _draft(run_id: int) -> tuple[BulkRun, Response | tuple | None]:
+def _draft(run_id: int) -> tuple[BulkRun, BaseResponse | tuple | None]:
     """The user's own draft run, or the response to send instead (upsell, or the run's page once started)."""
     run = _run_or_404(run_id)
     if _locked():
@@ -104,7 +107,7 @@ def mapping(run_id: int):
     sheet = None
     if form.validate_on_submit():
         if request.form.get("action") == "options":
-            options = {"encoding": request.form.get("encoding") or None,
+            options: dict[str, Any] = {"encoding": request.form.get("encoding") or None,
                        "delimiter": {"comma": ",", "semicolon": ";", "tab": "\t"}.get(request.form.get("delimiter", "")),
                        "header_row": request.form.get("header_row", type=int) or 0}
             if options["encoding"] not in (None, *parsing.ENCODINGS):

@@ -7,13 +7,14 @@ One set of views, two blueprints: each view finds templates only in its own scop
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 from flask import Blueprint, Response, abort, flash, g, redirect, render_template, request, url_for
 from flask_login import current_user
 from rq.job import JobStatus
 
 from app.bounds import whole_number
+from app.core import required
 from app.admin import model_policy
 from app.generation.options import MAX_VARIANTS
 from app.llm import settings as model_settings
@@ -139,7 +140,8 @@ def make_blueprint(scope: Scope, url_prefix: str) -> Blueprint:
         template = template_or_404(template_id)
         if request.method == "GET":
             number = request.args.get("from", type=whole_number)
-            base = versions.version_or_404(template, number) if number else versions.latest_version(template)
+            base = required(versions.version_or_404(template, number) if number else versions.latest_version(template),
+                            f"a version of template {template.id}")
             state = editor_form.from_data(versions.version_data(template, base))
             return _page(scope, template, state, base_version=base)
         state = editor_form.from_form(request.form)
@@ -202,9 +204,10 @@ def make_blueprint(scope: Scope, url_prefix: str) -> Blueprint:
         if job is None:
             abort(404)
         status = job.get_status()
+        result: Any  # a test run job's JSON answer
         result, errors = None, []
         if status == JobStatus.FINISHED:
-            result = job.return_value()
+            result = required(job.return_value(), f"the result of test run {job_id}")  # it finished
             if result.get("cancelled"):
                 result, errors = None, ["This test run was stopped before it reached the model; it was not charged."]
         elif status in (JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED):
@@ -260,8 +263,9 @@ def make_blueprint(scope: Scope, url_prefix: str) -> Blueprint:
     def export(template_id: int):
         template = template_or_404(template_id)
         number = request.args.get("version", type=whole_number)
-        version = (versions.version_or_404(template, number) if number
-                   else template.published_version or versions.latest_version(template))
+        version = required(versions.version_or_404(template, number) if number
+                           else template.published_version or versions.latest_version(template),
+                           f"a version of template {template.id}")
         body = versions.to_yaml(versions.version_data(template, version))
         return Response(body, mimetype="application/x-yaml", headers={
             "Content-Disposition": f'attachment; filename="{template.slug}.yaml"'})

@@ -24,7 +24,7 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job
 from sqlalchemy import select, update
 
-from app.core import utcnow
+from app.core import rowcount, utcnow
 from app.billing import services as billing
 from app.catalog.models import TestRun
 from app.extensions import db
@@ -125,8 +125,8 @@ def run_test(payload: dict[str, Any]) -> dict[str, Any]:
 
 def _claim(run_id: int) -> bool:
     """Mark a queued test run running; False if it was already finished (e.g. recovered as lost)."""
-    claimed = db.session.execute(update(TestRun).where(TestRun.id == run_id, TestRun.status == "queued")
-                                 .values(status="running")).rowcount
+    claimed = rowcount(db.session.execute(update(TestRun).where(TestRun.id == run_id, TestRun.status == "queued")
+                                 .values(status="running")))
     db.session.commit()
     return claimed == 1
 
@@ -135,8 +135,8 @@ def _close(run_id: int, *, used: int) -> int:
     """Settle the variants that came back (refund all when none did), once; send due quota emails.
     Returns what was charged."""
     status = "succeeded" if used else "failed"
-    finished = db.session.execute(update(TestRun).where(TestRun.id == run_id, TestRun.status.in_(("queued", "running")))
-                                  .values(status=status, finished_at=utcnow())).rowcount
+    finished = rowcount(db.session.execute(update(TestRun).where(TestRun.id == run_id, TestRun.status.in_(("queued", "running")))
+                                  .values(status=status, finished_at=utcnow())))
     moved = (quota.settle_test_run(run_id, used) if used else quota.refund_test_run(run_id)) if finished else []
     due = quota.record_due_alerts(moved)
     db.session.commit()

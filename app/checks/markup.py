@@ -28,7 +28,7 @@ def highlight(text: str, findings: list[dict] | None) -> Markup:
     out, pos = [], 0
     for f in spans(text, findings):
         out.append(escape(text[pos:f["start"]]))
-        label = RULE_LABELS.get(f.get("rule"), f.get("rule", ""))
+        label = RULE_LABELS.get(f.get("rule", ""), f.get("rule", ""))
         title = f"{label}: {f.get('reason', '')}"
         if f.get("suggestion"):
             title += f" Suggestion: {f['suggestion']}"

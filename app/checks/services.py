@@ -144,7 +144,7 @@ def set_voice_grade(workspace_id: int, user_id: int, brand_voice_id: int, max_gr
 
 def voice_grades(workspace_id: int) -> dict[int, int]:
     return dict(db.session.execute(select(ReadingTarget.brand_voice_id, ReadingTarget.max_grade)
-                                   .where(ReadingTarget.workspace_id == workspace_id)).all())
+                                   .where(ReadingTarget.workspace_id == workspace_id)).tuples().all())
 
 
 # --------------------------------------------------------------------------- the job's snapshot

@@ -86,14 +86,16 @@ class StreamLease:
         lease._held_process_slot = True
         try:
             now = time.time()
-            full = redis.eval(_ACQUIRE, 2, *lease.keys, now, now + lease_seconds, lease.member,
-                              per_user, per_generation, lease_seconds + 60)
+            # redis-py types the script's arguments as str and its answer as str; it sends numbers as their text
+            # and the script answers an integer or nil.
+            full = redis.eval(_ACQUIRE, 2, *lease.keys, now, now + lease_seconds, lease.member,  # type: ignore[arg-type]
+                              per_user, per_generation, lease_seconds + 60)  # type: ignore[arg-type]
         except BaseException:
             lease._give_back_process_slot()
             raise
         if full:
             lease._give_back_process_slot()
-            raise TooManyStreams(("user", "generation")[int(full) - 1], (per_user, per_generation)[int(full) - 1])
+            raise TooManyStreams(("user", "generation")[int(full) - 1], (per_user, per_generation)[int(full) - 1])  # type: ignore[arg-type]
         return lease
 
     def renew(self) -> None:

@@ -9,9 +9,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from app.generation.rules import (JsonItemsDecoder, clean_output, expected_items, is_plain, items_from_json,
                                   list_schema, response_format_for, structured_mode)
+
+if TYPE_CHECKING:
+    from app.generation.stop import StopWatch
+    from app.generation.streams import GenerationStream
 
 
 @dataclass
@@ -19,8 +24,8 @@ class LiveText:
     """One variant's token callback: decodes structured output, forwards text, honours Stop."""
 
     position: int
-    stream: object
-    stop_watch: object
+    stream: GenerationStream
+    stop_watch: StopWatch
     structured: bool
     decoder: JsonItemsDecoder = field(default_factory=JsonItemsDecoder)
     shown: list[str] = field(default_factory=list)

@@ -33,7 +33,7 @@ from rq.job import Job, JobStatus
 from rq.registry import StartedJobRegistry
 from sqlalchemy import select, update
 
-from app.core import utcnow
+from app.core import rowcount, utcnow
 from app.extensions import db
 from app.generation.models import Generation
 from app.generation.services import JOB_PREFIX, job_id, schedule_job
@@ -58,12 +58,12 @@ def mark_failed(generation_id: int, message: str, from_states: tuple[str, ...] =
     One conditional UPDATE decides, so of two racing callers (the job, RQ's abandoned-job callback,
     this recovery) only one refunds. Does not commit and does not touch the stream.
     """
-    updated = db.session.execute(
+    updated = rowcount(db.session.execute(
         update(Generation)
         .where(Generation.id == generation_id, Generation.status.in_(from_states))
         .values(status="failed", finished_at=utcnow(), error_message=message)
         .execution_options(synchronize_session=False)
-    ).rowcount
+    ))
     if updated:
         quota.refund(generation_id)
         from app.webhooks import events as webhook_events
@@ -136,7 +136,7 @@ def recover() -> Report:
     stuck = _stuck_in_intermediate_queue(queue, [job for job in jobs if job is not None])
     report = Report()
     running_limit = now - timedelta(seconds=config["JOB_TIMEOUT"] + 60)
-    for candidate, job in zip(candidates, jobs):
+    for candidate, job in zip(candidates, jobs, strict=False):
         status = job.get_status(refresh=False) if job is not None else None
         if status in ALIVE and (job is None or job.id not in stuck):
             continue

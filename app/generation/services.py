@@ -8,7 +8,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from app.auth.models import User
 
-from app.core import utcnow
+from app.core import required, utcnow
 from app.billing import services as billing
 from app.brand.models import BrandVoice
 from app.catalog.models import Template, TemplateVersion
@@ -79,7 +79,7 @@ def start(*, workspace: Workspace, user: User, template: Template, values: dict[
     """
     if not billing.has_seat(workspace, user.id):
         raise NoSeat()
-    version = version or template.published_version
+    version = required(version or template.published_version, f"a published version of template {template.id}")
     if brand_voice is not None and brand_voice.workspace_id != workspace.id:
         raise ValueError("brand voice of another workspace")
     context = build_context(version, values, tone=tone, language=language, variant_count=variant_count,

@@ -166,7 +166,7 @@ def read_batch(redis: Redis, generation_id: int, last_id: str, block_ms: int) ->
     """
     response = redis.xread({stream_key(generation_id): last_id}, block=block_ms, count=1000)
     entries = []
-    for _key, items in response or []:
+    for _key, items in response or []:  # type: ignore[union-attr]  # redis-py types sync and async answers as one
         for entry_id, fields in items:
             entry_id = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
             entries.append((entry_id, fields[b"type"].decode(), fields[b"data"]))
@@ -176,7 +176,7 @@ def read_batch(redis: Redis, generation_id: int, last_id: str, block_ms: int) ->
 def partial_texts(redis: Redis, generation_id: int, variant_count: int) -> list[str]:
     """The text streamed so far for each variant (for the polling fallback)."""
     texts = [""] * variant_count
-    for _entry_id, fields in redis.xrange(stream_key(generation_id)):
+    for _entry_id, fields in redis.xrange(stream_key(generation_id)):  # type: ignore[union-attr]  # as above
         kind = fields[b"type"].decode()
         data = json.loads(fields[b"data"])
         index = data.get("v")

@@ -18,7 +18,7 @@ from rq import Retry, get_current_job
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 
-from app.core import utcnow
+from app.core import required, rowcount, utcnow
 from app.extensions import db
 from app.generation.models import Generation, Variant
 from app.generation.recovery import INTERRUPTED, mark_failed
@@ -56,7 +56,7 @@ class VariantResult:
     hold: bool = False
 
 
-def run_generation(generation_id: int) -> str:
+def run_generation(generation_id: int) -> str | Retry:
     """RQ entry point."""
     app = job_app()
     with app.app_context(), log_context(generation_id=generation_id):
@@ -116,7 +116,7 @@ def fail_and_refund(generation_id: int, message: str, stream: GenerationStream, 
     return bool(moved)
 
 
-def _run(generation_id: int) -> str:
+def _run(generation_id: int) -> str | Retry:
     generation = db.session.get(Generation, generation_id)
     if generation is None:
         log.warning("generation %s: not found, nothing to do", generation_id)
@@ -244,10 +244,10 @@ def _hand_back(generation_id: int, stream: GenerationStream, count: int) -> str 
     db.session.rollback()
     job = get_current_job()
     if job is not None and (job.number_of_retries or 0) < MAX_REQUEUES:
-        moved = db.session.execute(
+        moved = rowcount(db.session.execute(
             update(Generation).where(Generation.id == generation_id, Generation.status == "running")
             .values(status="queued", started_at=None)
-        ).rowcount
+        ))
         db.session.commit()
         if moved:
             for position in range(count):
@@ -278,15 +278,15 @@ def _store(generation_id: int, results: list[VariantResult], stream: GenerationS
     handling or recovery failed and refunded it meanwhile, this late result is dropped, never
     stored as free copy beside a refund.
     """
-    claimed = db.session.execute(
+    claimed = rowcount(db.session.execute(
         update(Generation).where(Generation.id == generation_id, Generation.status == "running")
         .values(finished_at=utcnow())
-    ).rowcount
+    ))
     if not claimed:
         db.session.rollback()
         log.warning("generation %s: no longer running (closed elsewhere); result dropped", generation_id)
         return "superseded"
-    generation = db.session.get(Generation, generation_id)
+    generation = required(db.session.get(Generation, generation_id), f"generation {generation_id}")  # claimed above
     succeeded = [r for r in results if r.error is None]
     generation.prompt_tokens = sum(r.prompt_tokens for r in results)
     generation.completion_tokens = sum(r.completion_tokens for r in results)

@@ -11,6 +11,7 @@ from redis.exceptions import RedisError
 
 from app.auth import sessions
 from app.billing.hints import more_seats_hint
+from app.core import required
 from app.billing.services import has_feature
 from app.brand.views import voices_of
 from app.catalog.rendering import PromptError, RenderBusy
@@ -93,7 +94,7 @@ def write(slug: str):
     template = get_published(slug, g.workspace.id)
     if template is None:
         abort(404)
-    version = template.published_version
+    version = required(template.published_version, f"a published version of {slug}")  # get_published checked
     voices = voices_of(g.workspace.id) if has_feature(g.workspace, "brand_voices") else []
     form = build_generate_form(version, brand_voices=voices, knowledge=knowledge_options(g.workspace))
     status = 200

@@ -17,6 +17,7 @@ from pathlib import Path
 from flask import Flask
 from redis import Redis
 from rq import Queue, Worker
+from rq.worker import BaseWorker
 from sqlalchemy import func, select
 
 from app.observability import ERRORS_KEY, TTFT_BUCKETS, TTFT_KEY
@@ -25,7 +26,7 @@ from app.observability import ERRORS_KEY, TTFT_BUCKETS, TTFT_KEY
 @dataclass
 class WorkerReport:
     registered: int
-    live: list[Worker]
+    live: list[BaseWorker]
 
     @property
     def live_count(self) -> int:
@@ -46,7 +47,7 @@ def _process_exists(pid: int) -> bool:
         return True
 
 
-def is_live(worker: Worker, redis: Redis, ttl_seconds: int, now: datetime | None = None) -> bool:
+def is_live(worker: BaseWorker, redis: Redis, ttl_seconds: int, now: datetime | None = None) -> bool:
     now = now or datetime.now(timezone.utc)
     beat = worker.last_heartbeat
     if beat is None or redis.hexists(worker.key, "death"):

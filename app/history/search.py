@@ -28,9 +28,10 @@ import base64
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from markupsafe import Markup, escape
-from sqlalchemy import Float, Integer, Select, column, func, literal_column, select, table, text, tuple_
+from sqlalchemy import ColumnClause, Float, Integer, Select, column, func, literal_column, select, table, text, tuple_
 
 from app.extensions import db
 from app.generation.models import Generation
@@ -106,7 +107,7 @@ def ranked_matches(stmt: Select, parsed: SearchQuery, offset: int, limit: int) -
     """
     if _dialect() == "postgresql":
         tsquery = func.to_tsquery(literal_column("'simple'"), _tsquery(parsed))
-        vector = literal_column("generations.search_vector")
+        vector: ColumnClause[Any] = literal_column("generations.search_vector")
         window = (stmt.add_columns(Generation.created_at, func.ts_rank(vector, tsquery).label("score"))
                   .where(vector.op("@@")(tsquery)))
     else:
@@ -116,8 +117,8 @@ def ranked_matches(stmt: Select, parsed: SearchQuery, offset: int, limit: int) -
                .subquery("fts"))
         window = (stmt.add_columns(Generation.created_at, fts.c.score.cast(Float).label("score"))
                   .join(fts, fts.c.rowid == Generation.id))
-    window = window.order_by(Generation.created_at.desc(), Generation.id.desc()).limit(SEARCH_WINDOW + 1).subquery()
-    rows = db.session.execute(select(window.c.id, window.c.score)).all()
+    page = window.order_by(Generation.created_at.desc(), Generation.id.desc()).limit(SEARCH_WINDOW + 1).subquery()
+    rows = db.session.execute(select(page.c.id, page.c.score)).all()
     ranked = len(rows)
     best = sorted(rows[:SEARCH_WINDOW], key=lambda r: (-r.score, -r.id))
     return [r.id for r in best[offset:offset + limit]], ranked
@@ -130,19 +131,19 @@ def keyset_page(stmt: Select, after: tuple[datetime, int] | None, before: tuple[
     key = tuple_(Generation.created_at, Generation.id)
     if before is not None:
         # created_at >= ... too: the index (workspace_id, created_at) can seek on it (row comparisons it cannot).
-        rows = db.session.scalars(stmt.where(Generation.created_at >= before[0], key > tuple_(*before))
+        rows = db.session.scalars(stmt.where(Generation.created_at >= before[0], key > tuple_(*before))  # type: ignore[arg-type]  # tuple_ binds plain values; typed for columns only
                                   .order_by(Generation.created_at.asc(), Generation.id.asc()).limit(limit + 1)).all()
         has_newer = len(rows) > limit
         return list(reversed(rows[:limit])), True, has_newer
     if after is not None:
-        stmt = stmt.where(Generation.created_at <= after[0], key < tuple_(*after))
+        stmt = stmt.where(Generation.created_at <= after[0], key < tuple_(*after))  # type: ignore[arg-type]  # tuple_ binds plain values; typed for columns only
     rows = db.session.scalars(stmt.order_by(Generation.created_at.desc(), Generation.id.desc()).limit(limit + 1)).all()
-    return rows[:limit], len(rows) > limit, after is not None
+    return list(rows[:limit]), len(rows) > limit, after is not None
 
 
 def capped_count(stmt: Select, cap: int = COUNT_CAP) -> int:
     """How many rows `stmt` selects, counting at most cap + 1 (reading cap + 1 index entries)."""
-    return db.session.scalar(select(func.count()).select_from(stmt.limit(cap + 1).subquery()))
+    return db.session.scalar(select(func.count()).select_from(stmt.limit(cap + 1).subquery())) or 0
 
 
 def encode_cursor(created_at: datetime, row_id: int) -> str:

@@ -92,7 +92,7 @@ def stored_chars(workspace_id: int, exclude_item_id: int | None = None) -> int:
         KnowledgeItem.workspace_id == workspace_id)
     if exclude_item_id is not None:
         query = query.where(KnowledgeItem.id != exclude_item_id)
-    return int(db.session.scalar(query))
+    return int(db.session.scalar(query) or 0)
 
 
 def parse_tags(raw: str | None) -> list[str]:
@@ -151,7 +151,7 @@ def create_item(workspace, user, *, kind: str, title: str, body: str, tags: list
     _check(workspace, kind, title, body)
     count = db.session.scalar(select(func.count()).select_from(KnowledgeItem)
                               .where(KnowledgeItem.workspace_id == workspace.id))
-    if count >= MAX_ITEMS:
+    if (count or 0) >= MAX_ITEMS:
         raise KnowledgeError(f"A workspace can keep at most {MAX_ITEMS:,} knowledge items.")
     item = KnowledgeItem(workspace_id=workspace.id, kind=kind, title=title, body=body, tags=tags, source=source,
                          filename=filename, created_by_id=user.id if user else None)
@@ -261,7 +261,7 @@ def fit(hits: list[retrieval.Hit]) -> list[dict[str, Any]]:
     chosen: list[dict[str, Any]] = []
     used = 0
     for hit in hits:
-        entry = {"item_id": hit.item_id, "passage_id": hit.passage_id,
+        entry: dict[str, Any] = {"item_id": hit.item_id, "passage_id": hit.passage_id,
                  "title": f"{hit.title} › {hit.heading}" if hit.heading and hit.heading != hit.title else hit.title,
                  "text": hit.text}
         cost = estimate_tokens(entry["title"]) + estimate_tokens(entry["text"])

@@ -39,7 +39,7 @@ import openai
 try:  # openai 3.x ships its own fork of httpx
     import httpx2 as _httpx
 except ImportError:  # pragma: no cover - older openai releases
-    import httpx as _httpx
+    import httpx as _httpx  # type: ignore[no-redef]  # the same API under its usual name
 
 log = logging.getLogger(__name__)
 
@@ -368,7 +368,8 @@ def stream_chat(
             on_restart()
         attempt = _Attempt(model=settings.model)
         try:
-            with client.chat.completions.with_streaming_response.create(
+            # openai's overloads want its TypedDicts for messages and response_format; ours are plain dicts.
+            with client.chat.completions.with_streaming_response.create(  # type: ignore[call-overload]
                 model=settings.model,
                 messages=messages,
                 temperature=temperature,

@@ -14,6 +14,8 @@ from pathlib import Path
 
 from flask import current_app, render_template
 
+from app.core import required
+
 log = logging.getLogger(__name__)
 
 
@@ -47,5 +49,5 @@ def send(to: str, name: str, **context) -> EmailMessage:
         path = outbox / f"{time.time():.6f}-{name}.eml"
         path.write_bytes(bytes(message))
         log.info("mail %r to %s (no SMTP configured; saved to %s):\n%s", name, to, path,
-                 message.get_body(("plain",)).get_content())
+                 required(message.get_body(("plain",)), "the plain-text part").get_content())
     return message

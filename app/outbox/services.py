@@ -34,7 +34,7 @@ from rq.job import Job, JobStatus
 from sqlalchemy import delete, event, select, update
 from sqlalchemy.orm import Session
 
-from app.core import utcnow
+from app.core import AnySession, utcnow
 from app.extensions import db
 from app.outbox.models import OutboxMessage
 
@@ -63,7 +63,7 @@ ON_FAILURE = {"app.generation.tasks.run_generation": "app.generation.tasks.on_jo
               "app.bulk.tasks.run_row": "app.bulk.tasks.on_row_job_failure"}
 
 
-def enqueue_after_commit(session: Session, func: str, *args: Any, job_id: str | None = None,
+def enqueue_after_commit(session: AnySession, func: str, *args: Any, job_id: str | None = None,
                          expire_after: int | None = None, on_expire: str | None = None,
                          job_timeout: int | None = None, retry: tuple[int, list[int]] | None = None,
                          meta: dict[str, Any] | None = None, result_ttl: int = 3600,
@@ -87,7 +87,7 @@ def enqueue_after_commit(session: Session, func: str, *args: Any, job_id: str | 
     return _add(session, "job", job_id or f"job-{uuid.uuid4().hex}", payload)
 
 
-def stream_end_after_commit(session: Session, generation_id: int, kind: str, **data: Any) -> OutboxMessage:
+def stream_end_after_commit(session: AnySession, generation_id: int, kind: str, **data: Any) -> OutboxMessage:
     """Record the final entry (`done`/`failed`) of a generation's stream, appended once the transaction commits.
 
     Open tabs wait on that stream: writing the entry through the outbox means it is appended even when
@@ -98,14 +98,14 @@ def stream_end_after_commit(session: Session, generation_id: int, kind: str, **d
     return _add(session, "stream", stream_key(generation_id), {"type": kind, "data": data})
 
 
-def _add(session: Session, kind: str, target: str, payload: dict[str, Any]) -> OutboxMessage:
+def _add(session: AnySession, kind: str, target: str, payload: dict[str, Any]) -> OutboxMessage:
     grace = current_app.config["OUTBOX_SWEEP_GRACE"]
     row = OutboxMessage(kind=kind, target=target, payload=payload,
                         available_at=utcnow() + timedelta(seconds=grace))
     session.add(row)
     session.flush()
     session.info.setdefault(_PENDING, []).append(
-        (current_app._get_current_object(), Message(row.id, kind, target, payload)))
+        (current_app._get_current_object(), Message(row.id, kind, target, payload)))  # type: ignore[attr-defined]  # proxy method, untyped
     return row
 
 
@@ -238,7 +238,7 @@ def sweep(limit: int = 500) -> int:
 
     Runs in an app context, from the maintenance loop. Returns the number of rows delivered or settled.
     """
-    app = current_app._get_current_object()
+    app = current_app._get_current_object()  # type: ignore[attr-defined]  # proxy method, untyped
     now = utcnow()
     rows = db.session.scalars(
         select(OutboxMessage).where(OutboxMessage.available_at <= now).order_by(OutboxMessage.id).limit(limit)

@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Mapping
 from datetime import date, datetime, timezone
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.attributes import set_committed_value
 
+from app.core import required, rowcount
 from app.extensions import db
 from app.quota.models import QuotaAlert, QuotaCharge, QuotaLedger, VariantRefund
 from app.workspaces.models import Membership, Workspace
@@ -150,7 +152,7 @@ def ledger_for(workspace: Workspace, subject: str, allowance: int, period: Perio
                                  period_start=period.start, allowance=allowance, used=0, reserved=0)
             db.session.add(ledger)
     except IntegrityError:
-        ledger = _find_ledger(workspace.id, subject, period)
+        ledger = required(_find_ledger(workspace.id, subject, period), f"the {subject} ledger another request created")
     return ledger
 
 
@@ -174,7 +176,7 @@ def remaining_for_members(workspace: Workspace, caps: dict[int, int | None]) -> 
     return {user_id: _tightest(_limits(workspace, user_id, cap), ledgers, period) for user_id, cap in caps.items()}
 
 
-def _tightest(limits: list[Limit], ledgers: dict[str, QuotaLedger | None], period: Period) -> Allowance:
+def _tightest(limits: list[Limit], ledgers: Mapping[str, QuotaLedger | None], period: Period) -> Allowance:
     """The allowance of the limit with the least left, from its ledger (no ledger yet: nothing used)."""
     tightest: Allowance | None = None
     for limit in limits:
@@ -184,7 +186,7 @@ def _tightest(limits: list[Limit], ledgers: dict[str, QuotaLedger | None], perio
                               "pool" if limit.subject == "pool" else "you")
         if tightest is None or candidate.remaining < tightest.remaining:
             tightest = candidate
-    return tightest
+    return required(tightest, "a quota limit")  # every member has at least one
 
 
 def reserve(workspace: Workspace, user_id: int, generation_id: int, amount: int) -> list[QuotaCharge]:
@@ -216,7 +218,7 @@ def _reserve(workspace: Workspace, user_id: int, amount: int, **owner: int) -> l
             .values(reserved=QuotaLedger.reserved + amount, allowance=limit.allowance)
             .execution_options(synchronize_session=False)
         )
-        if result.rowcount != 1:
+        if rowcount(result) != 1:
             db.session.refresh(ledger)
             left = max(limit.allowance - ledger.used - ledger.reserved, 0)
             raise QuotaExceeded(left, amount, "pool" if limit.subject == "pool" else "you")
@@ -243,7 +245,7 @@ def _close_charges(owner, new_state: str, used: int | None) -> list[int]:
             .values(state=new_state, amount=spent if new_state == "settled" else charge.amount, updated_at=now)
             .execution_options(synchronize_session=False)
         )
-        if flipped.rowcount != 1:
+        if rowcount(flipped) != 1:
             continue
         db.session.execute(
             update(QuotaLedger)
@@ -282,9 +284,11 @@ def record_due_alerts(ledger_ids: list[int]) -> list[tuple[QuotaLedger, int]]:
     each email once, however many jobs cross the line together. Caller commits,
     then sends.
     """
-    due = []
+    due: list[tuple[QuotaLedger, int]] = []
     for ledger_id in ledger_ids:
         ledger = db.session.get(QuotaLedger, ledger_id)
+        if ledger is None:  # its workspace was deleted: nobody to alert
+            continue
         db.session.refresh(ledger)
         if ledger.allowance <= 0:
             continue
@@ -310,6 +314,8 @@ def send_alert_emails(due: list[tuple[QuotaLedger, int]]) -> None:
 
     for ledger, threshold in due:
         workspace = db.session.get(Workspace, ledger.workspace_id)
+        if workspace is None:  # deleted meanwhile: nobody to email
+            continue
         if ledger.subject == "pool":
             recipients = [m.user for m in workspace.memberships if m.can_manage]
         else:
@@ -347,10 +353,10 @@ def refund_variant(variant, user_id: int | None) -> list[int]:
     if not charges:
         raise NotRefundable()
     now = datetime.now(timezone.utc).replace(tzinfo=None)
-    claimed = db.session.execute(
+    claimed = rowcount(db.session.execute(
         update(Variant).where(Variant.id == variant.id, Variant.refunded_at.is_(None)).values(refunded_at=now)
         .execution_options(synchronize_session=False)
-    ).rowcount
+    ))
     if claimed != 1:
         raise NotRefundable()
     moved = []

@@ -101,7 +101,7 @@ def build(workspace: Workspace, period_start: date | None = None, only_user_id: 
             row.remaining = left[user_id].remaining
         members.append(row)
     template_ids = [tid for tid in per_template if tid != TEST_RUNS]
-    names = dict(db.session.execute(select(Template.id, Template.name).where(Template.id.in_(template_ids))).all()) \
+    names: dict[int | str, str] = dict(db.session.execute(select(Template.id, Template.name).where(Template.id.in_(template_ids))).tuples().all()) \
         if template_ids else {}
     names[TEST_RUNS] = "Template editor test runs"
     templates = sorted(((names.get(tid, "?"), g, v) for tid, (g, v) in per_template.items()), key=lambda r: -r[2])
@@ -162,7 +162,7 @@ def _aggregate(workspace_id: int, same_period, only_user_id: int | None):
         by_day = [(r[3], r[4], r[5]) for r in rows if r[0] == 0b110]
     else:  # SQLite has no GROUPING SETS: one GROUP BY per report
         by_user, by_template, by_day = (
-            db.session.execute(select(key, count, total).group_by(key)).all()
+            list(db.session.execute(select(key, count, total).group_by(key)).tuples())
             for key in (charged.c.user_id, charged.c.template_id, day))
     per_user: dict[int, list[int]] = defaultdict(lambda: [0, 0])
     per_template: dict[int | str, list[int]] = defaultdict(lambda: [0, 0])

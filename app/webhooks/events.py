@@ -8,9 +8,8 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy.orm import Session
 
-from app.core import utcnow
+from app.core import AnySession, utcnow
 from app.webhooks.services import emit
 
 
@@ -46,11 +45,11 @@ def generation_data(generation) -> dict[str, Any]:
     }}
 
 
-def generation_completed(session: Session, generation) -> None:
+def generation_completed(session: AnySession, generation) -> None:
     emit(session, generation.workspace_id, "generation.completed", generation_data(generation))
 
 
-def generation_failed(session: Session, generation_id: int, message: str) -> None:
+def generation_failed(session: AnySession, generation_id: int, message: str) -> None:
     """Called where a generation is failed (the job, RQ's abandoned-job callback, recovery)."""
     from app.generation.models import Generation
 
@@ -63,7 +62,7 @@ def generation_failed(session: Session, generation_id: int, message: str) -> Non
     emit(session, generation.workspace_id, "generation.failed", data)
 
 
-def quota_alert(session: Session, ledger, threshold: int) -> None:
+def quota_alert(session: AnySession, ledger, threshold: int) -> None:
     """80% -> quota.threshold_reached, 100% -> quota.exhausted (once per ledger and threshold)."""
     event_type = "quota.exhausted" if threshold >= 100 else "quota.threshold_reached"
     subject = ledger.subject
@@ -79,7 +78,7 @@ def quota_alert(session: Session, ledger, threshold: int) -> None:
     }})
 
 
-def bulk_run_completed(session: Session, workspace_id: int, *, run_id: int, status: str, rows: int,
+def bulk_run_completed(session: AnySession, workspace_id: int, *, run_id: int, status: str, rows: int,
                        succeeded: int, failed: int, created_at: datetime | None, finished_at: datetime | None,
                        results_path: str | None) -> None:
     """For bulk runs' finish function (wired by the lead when merging): the payload the README documents."""

@@ -143,10 +143,11 @@ class _PinnedHTTPS(http.client.HTTPSConnection):
     def __init__(self, target: Target, timeout: float, context: ssl.SSLContext):
         super().__init__(target.host, target.port, timeout=timeout, context=context)
         self._ip = target.ip
+        self._tls = context
 
     def connect(self) -> None:
         sock = socket.create_connection((self._ip, self.port), self.timeout)
-        self.sock = self._context.wrap_socket(sock, server_hostname=self.host)
+        self.sock = self._tls.wrap_socket(sock, server_hostname=self.host)
 
 
 def post(target: Target, body: bytes, headers: dict[str, str], *, timeout: float, deadline: float,

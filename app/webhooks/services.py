@@ -23,11 +23,11 @@ from typing import Any
 
 from flask import current_app
 from sqlalchemy import delete, select, update
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm import joinedload
 
 from app.admin import audit
 from app.auth.models import User
-from app.core import utcnow
+from app.core import AnySession, rowcount, utcnow
 from app.extensions import db
 from app.outbox.services import enqueue_after_commit
 from app.webhooks import guard
@@ -145,7 +145,7 @@ def delete_endpoint(endpoint: WebhookEndpoint, actor: User | None) -> None:
 
 # --- events and deliveries ----------------------------------------------------------------------------
 
-def _new_delivery(session: Session, event: WebhookEvent, endpoint: WebhookEndpoint,
+def _new_delivery(session: AnySession, event: WebhookEvent, endpoint: WebhookEndpoint,
                   redelivery_of: int | None = None) -> WebhookDelivery:
     delivery = WebhookDelivery(workspace_id=event.workspace_id, event=event, endpoint=endpoint, status="pending",
                                attempts=0, next_attempt_at=utcnow() + ATTEMPT_LEASE, redelivery_of_id=redelivery_of)
@@ -155,21 +155,21 @@ def _new_delivery(session: Session, event: WebhookEvent, endpoint: WebhookEndpoi
     return delivery
 
 
-def _schedule(session: Session, delivery: WebhookDelivery) -> None:
+def _schedule(session: AnySession, delivery: WebhookDelivery) -> None:
     """The delivery's next attempt, as an RQ job recorded in the outbox (enqueued after commit)."""
     enqueue_after_commit(session, DELIVERY_JOB, delivery.id, delivery.attempts,
                          job_id=f"webhook-{delivery.id}-{delivery.attempts}",
                          job_timeout=current_app.config["WEBHOOK_DEADLINE"] + 30, result_ttl=600)
 
 
-def _record_event(session: Session, workspace_id: int, event_type: str, payload: dict[str, Any]) -> WebhookEvent:
+def _record_event(session: AnySession, workspace_id: int, event_type: str, payload: dict[str, Any]) -> WebhookEvent:
     event = WebhookEvent(public_id="evt_" + secrets.token_hex(12), workspace_id=workspace_id, type=event_type,
                          payload=payload)
     session.add(event)
     return event
 
 
-def emit(session: Session, workspace_id: int, event_type: str, payload: dict[str, Any]) -> WebhookEvent | None:
+def emit(session: AnySession, workspace_id: int, event_type: str, payload: dict[str, Any]) -> WebhookEvent | None:
     """Record `event_type` for the workspace's enabled endpoints that subscribe to it, in `session`'s
     transaction; each delivery's first attempt is enqueued after that transaction commits.
 
@@ -271,10 +271,10 @@ def sweep_due(limit: int = 200) -> int:
         WebhookDelivery.status == "pending", WebhookDelivery.next_attempt_at <= now)
         .order_by(WebhookDelivery.next_attempt_at).limit(limit)))
     for delivery in due:
-        moved = db.session.execute(
+        moved = rowcount(db.session.execute(
             update(WebhookDelivery).where(WebhookDelivery.id == delivery.id, WebhookDelivery.status == "pending",
                                           WebhookDelivery.next_attempt_at == delivery.next_attempt_at)
-            .values(next_attempt_at=now + ATTEMPT_LEASE).execution_options(synchronize_session=False)).rowcount
+            .values(next_attempt_at=now + ATTEMPT_LEASE).execution_options(synchronize_session=False)))
         if moved:
             _schedule(db.session, delivery)
     db.session.execute(delete(WebhookEvent).where(

@@ -13,7 +13,7 @@ from datetime import timezone
 from flask import current_app
 from sqlalchemy import update
 
-from app.core import utcnow
+from app.core import required, rowcount, utcnow
 from app.extensions import db
 from app.webhooks import guard, services
 from app.webhooks.models import WebhookDelivery
@@ -36,16 +36,16 @@ def deliver(delivery_id: int, attempt: int) -> str:
 
 def _attempt(delivery_id: int, attempt: int) -> str:
     now = utcnow()
-    claimed = db.session.execute(
+    claimed = rowcount(db.session.execute(
         update(WebhookDelivery).where(WebhookDelivery.id == delivery_id, WebhookDelivery.status == "pending",
                                       WebhookDelivery.attempts == attempt)
         .values(attempts=attempt + 1, last_attempt_at=now, next_attempt_at=now + services.ATTEMPT_LEASE)
-        .execution_options(synchronize_session=False)).rowcount
+        .execution_options(synchronize_session=False)))
     if not claimed:
         db.session.rollback()
         log.info("webhook delivery %s: attempt %s already taken or delivery closed", delivery_id, attempt)
         return "skipped"
-    delivery = db.session.get(WebhookDelivery, delivery_id)
+    delivery = required(db.session.get(WebhookDelivery, delivery_id), f"webhook delivery {delivery_id}")  # claimed above
     endpoint, event = delivery.endpoint, delivery.event
     if not endpoint.enabled:
         _finish(delivery_id, attempt + 1, "failed", guard.Answer(None, 0, "", "The endpoint is disabled."))

@@ -8,7 +8,7 @@ Functions raise TeamError with a message for the user and write nothing.
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import TypeVar
+from typing import Any, Protocol, TypeVar
 
 from flask import current_app
 from itsdangerous import BadSignature, URLSafeSerializer
@@ -21,7 +21,11 @@ from app.core import NotFound, utcnow
 from app.extensions import db
 from app.workspaces.models import INVITABLE_ROLES, QUOTA_MODES, ROLES, Invitation, Membership, Workspace
 
-M = TypeVar("M")
+class _WorkspaceRow(Protocol):
+    workspace_id: Any
+
+
+M = TypeVar("M", bound=_WorkspaceRow)
 
 
 class TeamError(Exception):
@@ -89,7 +93,7 @@ def membership_of(user: User, workspace_id: int) -> Membership:
 def get_in_workspace_or_404(model: type[M], object_id: int, workspace_id: int) -> M:
     """Load a row of workspace data by id; another workspace's id is a 404."""
     obj = db.session.get(model, object_id)
-    if obj is None or getattr(obj, "workspace_id") != workspace_id:
+    if obj is None or obj.workspace_id != workspace_id:
         raise NotFound(f"{model.__name__} {object_id}")
     return obj
 
@@ -139,7 +143,7 @@ def seat_usage(workspace: Workspace) -> tuple[int, int]:
     pending = db.session.scalar(select(func.count(Invitation.id)).where(
         Invitation.workspace_id == workspace.id, Invitation.accepted_at.is_(None),
         Invitation.revoked_at.is_(None), Invitation.expires_at > utcnow()))
-    return members, pending
+    return members or 0, pending or 0  # COUNT always answers; `or 0` tells mypy so
 
 
 def seats_free(workspace: Workspace) -> int:

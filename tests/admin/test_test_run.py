@@ -7,7 +7,7 @@ from sqlalchemy import func, select
 
 from app.extensions import db
 from app.quota.models import QuotaCharge, QuotaLedger
-from tests.admin.conftest import editor_form, template_by_slug
+from tests.admin.conftest import editor_form
 from tests.fakes.openai_server import error, reply
 from tests.generation.helpers import submit
 

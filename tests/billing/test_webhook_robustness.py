@@ -15,7 +15,6 @@ from sqlalchemy import select
 from app.billing.models import StripeEvent
 from app.extensions import db
 from tests.billing.conftest import WEBHOOK_SECRET
-from tests.billing.test_billing import _reset_team_to_free, _subscribe, _workspace
 from tests.outbox.conftest import own_redis  # noqa: F401  (fixture)
 from tests.outbox.test_outbox import _outbox, _sweep
 

@@ -1,5 +1,4 @@
 """The built-in catalogue: data files, validated strictly, seeded idempotently."""
-from pathlib import Path
 
 import pytest
 import yaml

@@ -19,7 +19,7 @@ def _set_texts(app, generation_id: int, texts: list[str]) -> None:
     with app.app_context():
         variants = db.session.scalars(select(Variant).where(Variant.generation_id == generation_id)
                                       .order_by(Variant.position)).all()
-        for variant, text in zip(variants, texts):
+        for variant, text in zip(variants, texts, strict=False):
             variant.text = text
         db.session.commit()
 

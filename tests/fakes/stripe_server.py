@@ -94,8 +94,12 @@ class FakeStripe:
 
     def reset(self) -> None:
         with self.lock:
-            self.customers.clear(); self.sessions.clear(); self.subscriptions.clear()
-            self.events.clear(); self.requests.clear(); self.idempotent.clear()
+            self.customers.clear()
+            self.sessions.clear()
+            self.subscriptions.clear()
+            self.events.clear()
+            self.requests.clear()
+            self.idempotent.clear()
             self.failures.clear()
 
     def new_id(self, prefix: str) -> str:

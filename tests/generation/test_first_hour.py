@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.generation.markup import render_markdown
-from app.generation.models import Generation, Variant
+from app.generation.models import Variant
 from app.generation.rules import JsonItemsDecoder, clean_output, expected_items
 from app.generation.stop import STOPPED_BEFORE_START, stop_key
 from app.generation.tasks import run_generation

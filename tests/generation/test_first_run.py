@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 
-from app.generation import local_model as app_local_model
 from scripts import local_model, run
 from tests.generation.helpers import submit
 from workers.embedded_redis import free_port

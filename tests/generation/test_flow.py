@@ -6,7 +6,7 @@ import re
 from sqlalchemy import select
 
 from app.extensions import db
-from app.generation.models import Generation, Variant
+from app.generation.models import Generation
 from app.quota.models import QuotaLedger
 
 FORM = {

@@ -8,9 +8,7 @@ from sqlalchemy import func, select
 
 import workers
 from app.extensions import db
-from app.generation.models import Generation, Variant
-from app.quota.models import QuotaLedger
-from tests.fakes.openai_server import reply
+from app.generation.models import Generation
 from tests.generation.helpers import form_data, load, submit
 
 

@@ -9,7 +9,6 @@ from sqlalchemy import func, select
 
 from app.core import utcnow
 from app.extensions import db
-from app.generation.models import Generation
 from app.generation.recovery import QUEUE_UNAVAILABLE
 from app.generation.streams import read_batch
 from app.outbox import services as outbox

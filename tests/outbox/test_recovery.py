@@ -7,7 +7,7 @@ import time
 from datetime import timedelta
 
 import time_machine
-from sqlalchemy import select, update
+from sqlalchemy import update
 
 from app.core import utcnow
 from app.extensions import db

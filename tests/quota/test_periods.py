@@ -70,8 +70,8 @@ def test_an_upgrade_on_any_day_starts_a_fresh_paid_ledger(app_ctx, make_user, to
         assert (allowance.remaining, allowance.period_start) == (500, today)
 
         _charge(workspace, user_id, 2, settle=False)
-        kinds = {(l.period_kind, l.period_start): (l.used, l.reserved)
-                 for l in db.session.scalars(select(QuotaLedger).where(QuotaLedger.workspace_id == workspace.id))}
+        kinds = {(row.period_kind, row.period_start): (row.used, row.reserved)
+                 for row in db.session.scalars(select(QuotaLedger).where(QuotaLedger.workspace_id == workspace.id))}
         assert kinds == {("calendar", today.replace(day=1)): (5, 0), ("billing", today): (0, 2)}
 
 

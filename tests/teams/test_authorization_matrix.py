@@ -355,7 +355,7 @@ def test_authorization_matrix(app, visitors):
     clients, ids = visitors
     failures = []
     for (endpoint, method), (url, expected, data) in MATRIX.items():
-        for role, want in zip(ROLES, expected):
+        for role, want in zip(ROLES, expected, strict=False):
             values = {**{k: v for k, v in ids.items() if k != "per_role"},
                       **ids["per_role"].get(role, ids["per_role"]["owner"])}
             target = url.format(**values)

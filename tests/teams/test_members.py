@@ -150,7 +150,7 @@ def test_parallel_invitations_cannot_overfill_the_seats(app, team):
 
 
 def test_roles_caps_and_removal(app, team):
-    owner = team.client("owner@example.com")
+    team.client("owner@example.com")
     team.add("mem@example.com")
     team.add("adm@example.com", "admin")
     member_id, admin_id, owner_id = (team.membership_id(a) for a in ("mem@example.com", "adm@example.com", "owner@example.com"))

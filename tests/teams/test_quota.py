@@ -74,7 +74,7 @@ def test_a_cap_limits_a_member_in_both_modes(app, team, run_worker):
     assert member.post("/write/x-post", data=form_data(app, "x-post", 1)).status_code == 402
     run_worker()
     with app.app_context():
-        ledgers = {l.subject: (l.used, l.reserved) for l in db.session.scalars(select(QuotaLedger))}
+        ledgers = {row.subject: (row.used, row.reserved) for row in db.session.scalars(select(QuotaLedger))}
     member_id = team.membership_id("capped@example.com")
     assert ledgers["pool"] == (3, 0)
     assert sum(1 for s in ledgers if s.startswith("user:")) == 1 and member_id
@@ -127,7 +127,7 @@ def test_refunds_and_settles_reach_both_ledgers(app, team, run_worker, fake_llm)
     submit(member, app, "x-post", 2)
     run_worker()
     with app.app_context():
-        ledgers = {l.subject.split(":")[0]: (l.used, l.reserved) for l in db.session.scalars(select(QuotaLedger))}
+        ledgers = {row.subject.split(":")[0]: (row.used, row.reserved) for row in db.session.scalars(select(QuotaLedger))}
     assert ledgers == {"pool": (2, 0), "user": (2, 0)}
 
 

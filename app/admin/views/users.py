@@ -9,6 +9,7 @@ from app.admin import services
 from app.admin.forms import SizeWorkspaceForm
 from app.admin.views import bp
 from app.auth.models import User
+from app.core import required
 from app.extensions import db
 from app.workspaces.models import Workspace
 from app.workspaces.services import seat_usage
@@ -112,7 +113,7 @@ def workspace(workspace_id: int):
                                     generations_per_seat=form.generations_per_seat.data, force=form.force.data)
         except services.AdminError as exc:
             form.seats.errors.append(str(exc))
-            target = db.session.get(Workspace, workspace_id)
+            target = required(db.session.get(Workspace, workspace_id), f"workspace {workspace_id}")
             return _workspace_page(target, form, 422)
         flash(f"{target.name}: {target.seats} seats × {target.generations_per_seat} generations ({target.plan}).",
               "success")
