@@ -16,6 +16,7 @@ from app.api import keys
 from app.api.problems import Problem
 from app.auth.models import User
 from app.billing.services import enforce_grace, has_feature
+from app.core import required
 from app.extensions import db
 from app.workspaces.models import Membership, Workspace
 
@@ -57,7 +58,7 @@ def require_key() -> None:
         exc = g.api_auth_error
         raise Problem(exc.code, exc.detail, headers={"WWW-Authenticate": 'Bearer error="invalid_token"'
                                                      if exc.code != "missing-key" else "Bearer"})
-    workspace = db.session.get(Workspace, key.workspace_id)
+    workspace = required(db.session.get(Workspace, key.workspace_id), f"workspace {key.workspace_id}")
     enforce_grace(workspace)
     if not has_feature(workspace, "api_access"):
         raise Problem("plan-required", "This workspace's plan does not include API access. An owner can upgrade "

@@ -22,7 +22,7 @@ from sqlalchemy import delete, select
 
 from app.api.models import IdempotencyRecord
 from app.api.problems import Problem
-from app.core import utcnow
+from app.core import required, utcnow
 from app.extensions import db
 
 HEADER = "Idempotency-Key"
@@ -94,7 +94,7 @@ class Guard:
         """Keep the response for replays (after the effect committed)."""
         if self.record is None:
             return
-        record = db.session.get(IdempotencyRecord, self.record.id)
+        record = required(db.session.get(IdempotencyRecord, self.record.id), "idempotency record")
         record.status_code, record.response_body, record.location = status, body, location
         db.session.commit()
 

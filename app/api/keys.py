@@ -83,7 +83,7 @@ def create(workspace: Workspace, actor: User, *, name: str, scopes: list[str], c
     if member is None:
         raise KeyError_("Pick a member of this workspace for the key to charge.")
     count = db.session.scalar(select(db.func.count()).select_from(ApiKey).where(
-        ApiKey.workspace_id == workspace.id, ApiKey.revoked_at.is_(None)))
+        ApiKey.workspace_id == workspace.id, ApiKey.revoked_at.is_(None))) or 0
     if count >= MAX_KEYS_PER_WORKSPACE:
         raise KeyError_(f"A workspace can have at most {MAX_KEYS_PER_WORKSPACE} active keys; revoke one first.")
     secret = f"cd_{mode()}_" + "".join(secrets.choice(ALPHABET) for _ in range(SECRET_LENGTH))

@@ -2,6 +2,8 @@
 them and apispec builds /api/v1/openapi.json from them, so the document cannot drift from the code."""
 from __future__ import annotations
 
+from typing import Any
+
 from marshmallow import Schema, fields, validate
 
 from app.api.models import SCOPES
@@ -9,7 +11,7 @@ from app.catalog.schema import FIELD_TYPES, FORMATS
 from app.generation.options import CREATIVITY, MAX_VARIANTS
 from app.generation.services import LANGUAGES, TONES
 
-STRICT_INT = dict(strict=True)
+STRICT_INT: dict[str, Any] = {"strict": True}
 VARIANT_TEXT_MAX = 20_000
 
 

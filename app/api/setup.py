@@ -53,20 +53,22 @@ def _problem_for_http(exc: HTTPException):
     if exc.code == 429:
         return problems.response("rate-limited", f"Rate limit reached ({exc.description}). Retry after the "
                                  "Retry-After seconds.", headers={"Retry-After": str(ratelimit.retry_after())})
-    if exc.code == 422 and getattr(exc, "data", None):  # webargs/marshmallow validation
-        messages = exc.data.get("messages", {})
+    data = getattr(exc, "data", None)  # webargs/marshmallow validation errors ride on the exception
+    if exc.code == 422 and data:
+        messages = data.get("messages", {})
         errors: dict[str, list[str]] = {}
         for fields in messages.values():
             for name, value in _flatten(fields):
                 errors[name] = value
         names = ", ".join(sorted(errors)) or "the request"
         return problems.response("validation-failed", f"Check {names}.", errors=errors)
+    status = exc.code or 400
     code = {400: "bad-request", 404: "not-found", 405: "method-not-allowed", 413: "body-too-large",
-            415: "unsupported-media-type"}.get(exc.code)
+            415: "unsupported-media-type"}.get(status)
     if code is None:
-        return problems.response("bad-request", exc.description or "Bad request.", status=exc.code)
+        return problems.response("bad-request", exc.description or "Bad request.", status=status)
     detail = {413: "The request body is over the API's limit.",
-              415: "Send a JSON body with Content-Type: application/json."}.get(exc.code, exc.description)
+              415: "Send a JSON body with Content-Type: application/json."}.get(status, exc.description or "")
     return problems.response(code, detail)
 
 

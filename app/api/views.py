@@ -7,6 +7,8 @@ problem+json. Bulk runs and webhook endpoints are added as more modules that reg
 """
 from __future__ import annotations
 
+from typing import Any
+
 import base64
 import binascii
 import time
@@ -29,6 +31,7 @@ from app.brand.models import BrandVoice
 from app.catalog.models import Template
 from app.catalog.rendering import PromptError, RenderBusy
 from app.catalog.services import get_published, list_templates
+from app.core import required
 from app.extensions import db
 from app.generation import services, streams
 from app.generation.forms import build_generate_form
@@ -57,7 +60,7 @@ COMMON = (401, 403, 429)
 # ---------------------------------------------------------------- templates
 
 def _template_doc(template: Template) -> dict:
-    version = template.published_version
+    version = required(template.published_version, f"published version of {template.slug}")
     specs = []
     for spec in version.fields:
         item = {k: spec.get(k) for k in ("name", "label", "type")}
@@ -149,7 +152,8 @@ def _variant_or_404(variant_id: int) -> Variant:
 
 def _form_values(raw: dict) -> MultiDict:
     """The JSON `fields` as the generate form's input, refusing values that are not text or whole numbers."""
-    errors, data = {}, MultiDict()
+    errors: dict[str, list[str]] = {}
+    data: MultiDict = MultiDict()
     for name, value in raw.items():
         if value is None:
             continue
@@ -225,7 +229,7 @@ def generations_create(body: dict, wait: int = 0):
     if template is None:
         raise Problem("not-found", f"No published template {body['template']!r} in this workspace.",
                       errors={"template": ["Unknown template."]})
-    version = template.published_version
+    version = required(template.published_version, f"published version of {template.slug}")
     variants = body["variants"] or version.default_variants
     values = _validated_fields(version, body["fields_"], variants, body["tone"], body["language"], body["creativity"])
     voice = None
@@ -236,7 +240,7 @@ def generations_create(body: dict, wait: int = 0):
             raise Problem("validation-failed", "Unknown brand voice for this workspace.",
                           errors={"brand_voice_id": ["Unknown brand voice."]})
     key_id = g.api_key.id
-    created: dict[str, str | int] = {}
+    created: dict[str, Any] = {}
 
     def record(generation: Generation) -> None:
         """Inside start()'s transaction: link the key, and build the 202 response and its idempotency
@@ -273,7 +277,7 @@ def generations_create(body: dict, wait: int = 0):
     status = 202
     if wait:
         _wait_for_end(generation_id, wait)
-        finished = db.session.get(Generation, generation_id)
+        finished = required(db.session.get(Generation, generation_id), f"generation {generation_id}")
         document = schemas.GenerationSchema().dumps(generation_doc(finished))
         status = 200 if finished.is_finished else 202
     return current_app.response_class(document, status=status, mimetype="application/json",
@@ -343,7 +347,7 @@ def generations_stream(generation_id: int):
 
     generation = _generation_or_404(generation_id)
     key_id = g.api_key.id
-    app = current_app._get_current_object()
+    app = current_app._get_current_object()  # type: ignore[attr-defined]  # the proxy's own method, untyped
 
     def still_allowed() -> bool:
         with app.app_context():

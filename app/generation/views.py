@@ -198,7 +198,8 @@ def stream(generation_id: int):
     last_id = request.headers.get("Last-Event-ID") or request.args.get("last_id") or "0-0"
     try:
         return sse_response(generation, last_id=last_id, lease_owner=str(current_user.id),
-                            still_allowed=_session_checker(current_app._get_current_object(), current_user.get_id()))
+                            still_allowed=_session_checker(current_app._get_current_object(),  # type: ignore[attr-defined]
+                                                           current_user.get_id()))
     except TooManyStreams as exc:
         return Response(_too_many_message(exc), status=429, mimetype="text/plain", headers={"Retry-After": "10"})
 
