@@ -75,6 +75,12 @@ def test_a_worker_killed_mid_run_loses_no_row_and_charges_each_once(app, client,
         assert all(db.session.get(Generation, row.generation_id).status == "succeeded" for row in done_rows)
         result = audit()  # every generation's charges add up: none charged twice, the interrupted ones refunded
         assert result.ok, result.problems
-        assert result.failed >= 1  # the rows the victim was writing: failed, refunded, then written again
+        # The rows the victim was writing, if it had recorded their generations by then: those generations are
+        # failed and refunded, and the row was written again by the survivor (how many depends on the instant
+        # of the kill, so the count is checked against the rows, not fixed).
+        statuses = db.session.scalars(select(Generation.status).where(
+            Generation.bulk_row_id.in_([row.id for row in done_rows]))).all()
+        assert set(statuses) <= {"succeeded", "failed"} and statuses.count("succeeded") == len(done_rows)
+        assert result.failed == statuses.count("failed")
         assert db.session.get(BulkSlots, business).in_flight == 0
     assert ledger(app) == (ROWS - 1, 0)
