@@ -34,6 +34,7 @@ TYPES: dict[str, tuple[int, str]] = {
     "validation-failed": (422, "Validation failed"),
     "idempotency-key-reused": (422, "Idempotency-Key reused with another request"),
     "template-refused": (422, "Template refused these inputs"),
+    "bulk-refused": (422, "Bulk run refused"),
     "rate-limited": (429, "Too many requests"),
     "too-many-streams": (429, "Too many live streams"),
     "bad-request": (400, "Bad request"),

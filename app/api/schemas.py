@@ -193,3 +193,46 @@ class UsageSchema(Schema):
     key = fields.Nested(UsageFiguresSchema, required=True)
     quota = fields.Nested(QuotaSchema, required=True, metadata={"description": "The key's charged member, now"})
     api_key = fields.Nested(KeyInfoSchema, required=True)
+
+
+MAX_BULK_ROWS = 1000
+
+
+class BulkRunCreateSchema(Schema):
+    template = fields.String(required=True, validate=validate.Length(1, 80), metadata={"description": "Template slug"})
+    rows = fields.List(fields.Dict(keys=fields.String(validate=validate.Length(1, 40)),
+                                   values=fields.Raw(allow_none=True, metadata=FIELD_VALUE)),
+                       required=True, validate=validate.Length(1, MAX_BULK_ROWS),
+                       metadata={"description": "One object per row: the template's fields by name, plus optional "
+                                                "tone, language, variants and creativity"})
+    only_fitting = fields.Boolean(load_default=False,
+                                  metadata={"description": "Run only the rows the remaining quota covers"})
+    redo_done = fields.Boolean(load_default=False,
+                               metadata={"description": "Write rows already written in an earlier run again"})
+
+
+class BulkCountsSchema(Schema):
+    done = fields.Integer(required=True)
+    failed = fields.Integer(required=True)
+    skipped = fields.Integer(required=True)
+    remaining = fields.Integer(required=True)
+
+
+class BulkLinksSchema(Schema):
+    self_ = fields.String(required=True, data_key="self")
+    results_csv = fields.String(required=True)
+    results_xlsx = fields.String(required=True)
+    web = fields.String(required=True)
+
+
+class BulkRunSchema(Schema):
+    id = fields.Integer(required=True)
+    status = fields.String(required=True, validate=validate.OneOf(("running", "paused", "cancelled", "finished")))
+    template = fields.String(required=True)
+    total_rows = fields.Integer(required=True)
+    counts = fields.Nested(BulkCountsSchema, required=True)
+    message = fields.String(required=True, allow_none=True)
+    created_at = fields.DateTime(required=True)
+    started_at = fields.DateTime(required=True, allow_none=True)
+    finished_at = fields.DateTime(required=True, allow_none=True)
+    links = fields.Nested(BulkLinksSchema, required=True)
