@@ -220,7 +220,10 @@ MATRIX = {
         ("generations_stream", "GET", "/api/v1/generations/{generation}/stream"),
         ("variants_favourite", "POST", "/api/v1/variants/{variant}/favourite"),
         ("variants_rate", "POST", "/api/v1/variants/{variant}/rating"),
-        ("variants_edit", "POST", "/api/v1/variants/{variant}/text"), ("usage", "GET", "/api/v1/usage"))},
+        ("variants_edit", "POST", "/api/v1/variants/{variant}/text"), ("usage", "GET", "/api/v1/usage"),
+        ("bulk_runs_create", "POST", "/api/v1/bulk-runs"), ("bulk_runs_get", "GET", "/api/v1/bulk-runs/1"),
+        ("bulk_runs_results_csv", "GET", "/api/v1/bulk-runs/1/results.csv"),
+        ("bulk_runs_results_xlsx", "GET", "/api/v1/bulk-runs/1/results.xlsx"))},
     **{("api_v1_fallback.not_found", method): ("/api/v1/no-such-thing", (N,) * 6, None)
        for method in ("GET", "POST", "PUT", "PATCH", "DELETE")},
     ("api-v1-api-docs.openapi_json", "GET"): ("/api/v1/openapi.json", PUBLIC, None),
