@@ -7,8 +7,6 @@ admins see every run of the workspace, members (the key's charged member) their 
 """
 from __future__ import annotations
 
-from datetime import datetime, timezone
-
 from flask import Response, current_app, g, url_for
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -16,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from app.api import auth, schemas
 from app.api.idempotency import Guard
 from app.api.problems import Problem
-from app.api.views import COMMON, bp, problems
+from app.api.views import COMMON, _aware, bp, problems
 from app.bulk import export, parsing
 from app.bulk import services as bulk
 from app.bulk.models import BulkRun
@@ -25,10 +23,6 @@ from app.core import required
 from app.extensions import db
 from app.quota import services as quota
 from app.workspaces.models import Membership
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    return value.replace(tzinfo=timezone.utc) if value is not None and value.tzinfo is None else value
 
 
 def _require_plan() -> None:

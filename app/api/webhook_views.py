@@ -4,24 +4,18 @@ charged member's role) manage them. Everything goes through app/webhooks/service
 guard at registration, the same audit records, the same delivery jobs."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
-
 from flask import current_app, g, url_for
 from sqlalchemy import select
 
 from app.api import auth, schemas
 from app.api.idempotency import Guard
 from app.api.problems import Problem
-from app.api.views import COMMON, bp, problems
+from app.api.views import COMMON, _aware, bp, problems
 from app.billing.services import has_feature
 from app.extensions import db
 from app.webhooks import services as webhooks
 from app.webhooks.models import WebhookDelivery, WebhookEndpoint
 from app.workspaces.models import Membership
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    return value.replace(tzinfo=timezone.utc) if value is not None and value.tzinfo is None else value
 
 
 def _manager() -> None:
