@@ -10,6 +10,7 @@ from app.api.models import SCOPES
 from app.catalog.schema import FIELD_TYPES, FORMATS
 from app.generation.options import CREATIVITY, MAX_VARIANTS
 from app.generation.services import LANGUAGES, TONES
+from app.webhooks.models import EVENT_TYPES
 
 STRICT_INT: dict[str, Any] = {"strict": True}
 VARIANT_TEXT_MAX = 20_000
@@ -193,3 +194,88 @@ class UsageSchema(Schema):
     key = fields.Nested(UsageFiguresSchema, required=True)
     quota = fields.Nested(QuotaSchema, required=True, metadata={"description": "The key's charged member, now"})
     api_key = fields.Nested(KeyInfoSchema, required=True)
+
+
+MAX_BULK_ROWS = 1000
+
+
+class BulkRunCreateSchema(Schema):
+    template = fields.String(required=True, validate=validate.Length(1, 80), metadata={"description": "Template slug"})
+    rows = fields.List(fields.Dict(keys=fields.String(validate=validate.Length(1, 40)),
+                                   values=fields.Raw(allow_none=True, metadata=FIELD_VALUE)),
+                       required=True, validate=validate.Length(1, MAX_BULK_ROWS),
+                       metadata={"description": "One object per row: the template's fields by name, plus optional "
+                                                "tone, language, variants and creativity"})
+    only_fitting = fields.Boolean(load_default=False,
+                                  metadata={"description": "Run only the rows the remaining quota covers"})
+    redo_done = fields.Boolean(load_default=False,
+                               metadata={"description": "Write rows already written in an earlier run again"})
+
+
+class BulkCountsSchema(Schema):
+    done = fields.Integer(required=True)
+    failed = fields.Integer(required=True)
+    skipped = fields.Integer(required=True)
+    remaining = fields.Integer(required=True)
+
+
+class BulkLinksSchema(Schema):
+    self_ = fields.String(required=True, data_key="self")
+    results_csv = fields.String(required=True)
+    results_xlsx = fields.String(required=True)
+    web = fields.String(required=True)
+
+
+class BulkRunSchema(Schema):
+    id = fields.Integer(required=True)
+    status = fields.String(required=True, validate=validate.OneOf(("running", "paused", "cancelled", "finished")))
+    template = fields.String(required=True)
+    total_rows = fields.Integer(required=True)
+    counts = fields.Nested(BulkCountsSchema, required=True)
+    message = fields.String(required=True, allow_none=True)
+    created_at = fields.DateTime(required=True)
+    started_at = fields.DateTime(required=True, allow_none=True)
+    finished_at = fields.DateTime(required=True, allow_none=True)
+    links = fields.Nested(BulkLinksSchema, required=True)
+
+
+class WebhookEndpointCreateSchema(Schema):
+    url = fields.String(required=True, validate=validate.Length(1, 2000),
+                        metadata={"description": "HTTPS URL on a public address (checked again at delivery)"})
+    events = fields.List(fields.String(validate=validate.OneOf(EVENT_TYPES)), required=True,
+                         validate=validate.Length(1, len(EVENT_TYPES)))
+    description = fields.String(load_default="", validate=validate.Length(0, 200))
+
+
+class WebhookEndpointSchema(Schema):
+    id = fields.Integer(required=True)
+    url = fields.String(required=True)
+    description = fields.String(required=True)
+    events = fields.List(fields.String(), required=True)
+    enabled = fields.Boolean(required=True)
+    created_at = fields.DateTime(required=True)
+    secret = fields.String(metadata={"description": "The signing secret: only in the create response"})
+
+
+class WebhookEndpointListSchema(Schema):
+    data = fields.List(fields.Nested(WebhookEndpointSchema), required=True)
+
+
+class WebhookDeliverySchema(Schema):
+    id = fields.Integer(required=True)
+    event_id = fields.String(required=True, metadata={"description": "The event's `evt_` id (same on redelivery)"})
+    event_type = fields.String(required=True)
+    status = fields.String(required=True)
+    attempts = fields.Integer(required=True)
+    status_code = fields.Integer(required=True, allow_none=True)
+    response_ms = fields.Integer(required=True, allow_none=True)
+    response_excerpt = fields.String(required=True, allow_none=True)
+    error = fields.String(required=True, allow_none=True)
+    redelivery_of = fields.Integer(required=True, allow_none=True)
+    created_at = fields.DateTime(required=True)
+    last_attempt_at = fields.DateTime(required=True, allow_none=True)
+    next_attempt_at = fields.DateTime(required=True, allow_none=True)
+
+
+class WebhookDeliveryListSchema(Schema):
+    data = fields.List(fields.Nested(WebhookDeliverySchema), required=True)

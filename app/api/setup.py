@@ -17,6 +17,8 @@ from werkzeug.exceptions import HTTPException, default_exceptions
 
 from app.api import auth, problems, ratelimit, schemas
 from app.api.views import bp
+from app.api import bulk_views  # noqa: F401  (registers /bulk-runs on bp)
+from app.api import webhook_views  # noqa: F401  (registers /webhook-endpoints on bp)
 
 log = logging.getLogger(__name__)
 

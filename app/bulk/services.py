@@ -8,9 +8,12 @@ validation is the generate form's own validators, run on each row: no second cop
 """
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -50,6 +53,19 @@ class BulkError(Exception):
 
 class NotAllowed(BulkError):
     """The workspace's plan has no bulk runs."""
+
+
+class QuotaShort(BulkError):
+    """The remaining quota does not cover the rows asked for."""
+
+
+class RowsInvalid(BulkError):
+    """Rows given in memory (the API's JSON rows) that the checks refuse; `errors` maps
+    `rows[<index>].<field>` to messages. Nothing was written."""
+
+    def __init__(self, errors: dict[str, list[str]]):
+        super().__init__(f"{len({k.split('.')[0] for k in errors})} row(s) are invalid; nothing was written.")
+        self.errors = errors
 
 
 # --- who sees what -------------------------------------------------------------------------------------
@@ -213,6 +229,7 @@ class RowCheck:
     errors: list[str] = field(default_factory=list)
     key: str = ""
     done_in_run: int | None = None
+    field_errors: dict[str, list[str]] = field(default_factory=dict)  # field or setting name -> messages
 
     @property
     def valid(self) -> bool:
@@ -310,7 +327,9 @@ def check_rows(run: BulkRun, sheet: parsing.Sheet, user_id: int, redo_done: bool
                 inputs[name] = "" if value is None else value
         variant_count = form.variant_count.data if isinstance(form.variant_count.data, int) else 0
         check = RowCheck(position, line, cells, inputs, form.tone.data or "", form.language.data or "",
-                         variant_count, form.creativity.data or "", errors)
+                         variant_count, form.creativity.data or "", errors,
+                         field_errors={name.removeprefix("f_"): [str(m) for m in messages]
+                                       for name, messages in form.errors.items()})
         if not errors:
             check.key = row_key(version.id, inputs, check.tone, check.language, variant_count, check.creativity)
         rows.append(check)
@@ -392,9 +411,9 @@ def start_run(run: BulkRun, user: User, *, only_fitting: bool, redo_done: bool) 
         raise BulkError("No row can run: every row is invalid or already done. Fix the file, or tick "
                         "“Write rows already done again”.")
     if not chosen:
-        raise BulkError("Your remaining quota does not cover even the first row. Nothing was charged.")
+        raise QuotaShort("Your remaining quota does not cover even the first row. Nothing was charged.")
     if not only_fitting and check.cost > check.remaining:
-        raise BulkError(f"These rows need {check.cost} generations and {check.remaining} are left. Run only "
+        raise QuotaShort(f"These rows need {check.cost} generations and {check.remaining} are left. Run only "
                         "the rows the quota covers, or ask the owner for more. Nothing was charged.")
     chosen_positions = {r.position for r in chosen}
     records = []
@@ -422,6 +441,68 @@ def start_run(run: BulkRun, user: User, *, only_fitting: bool, redo_done: bool) 
     pump(run.workspace_id)
     db.session.commit()
     return len(chosen)
+
+
+ROW_SETTINGS = {"tone": "tone", "language": "language", "variants": "variant_count", "creativity": "creativity"}
+
+
+def start_from_rows(workspace: Workspace, user: User, template: Template, rows: list[dict[str, Any]], *,
+                    only_fitting: bool = False, redo_done: bool = False,
+                    on_record: Callable[[BulkRun], None] | None = None) -> BulkRun:
+    """Start a run from rows already in memory (the API's JSON rows: the template's fields by name plus
+    optional tone / language / variants / creativity), through the same path as an uploaded file: the rows
+    become the run's sheet (a CSV), mapped by name, checked by `check_rows` and started by `start_run`.
+    Unlike the browser, any invalid row refuses the whole run (RowsInvalid) and nothing is written.
+    `on_record(run)` runs inside the starting transaction (the API's idempotency record)."""
+    require_feature(workspace)
+    version = required(template.published_version, f"published version of {template.slug}")
+    names = [spec["name"] for spec in version.fields]
+    allowed = set(names) | set(ROW_SETTINGS)
+    errors: dict[str, list[str]] = {}
+    for index, row in enumerate(rows):
+        for name in sorted(set(row) - allowed):
+            errors[f"rows[{index}].{name}"] = ["Unknown field for this template."]
+        for name, value in row.items():
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (str, int))):
+                errors[f"rows[{index}].{name}"] = ["Must be a string or an integer."]
+        if not any(str(v).strip() for v in row.values() if v is not None):
+            errors[f"rows[{index}]"] = ["The row is empty."]
+    if any("." not in name for name in errors):  # an empty row would shift the sheet's rows: stop here
+        raise RowsInvalid(errors)
+    headers = names + [s for s in ROW_SETTINGS if any(s in row for row in rows)]
+    defaults = {"tone": "Professional", "language": "English", "variant_count": str(version.default_variants),
+                "creativity": "balanced"}
+    blank = {column: defaults[setting] for column, setting in ROW_SETTINGS.items()}  # a row without the setting
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(headers)
+    for row in rows:
+        writer.writerow([blank.get(h, "") if row.get(h) is None else str(row[h]) for h in headers])
+    mapping = {"fields": {n: {"column": n, "value": ""} for n in names},
+               "settings": {setting: {"column": column if column in headers else "",
+                                      "value": "" if column in headers else defaults[setting]}
+                            for column, setting in ROW_SETTINGS.items()}}
+    run = BulkRun(workspace_id=workspace.id, user_id=user.id, template_id=template.id,
+                  template_version_id=version.id, status="draft", filename="api-rows.csv",
+                  source=buffer.getvalue().encode(), options=parsing.Options("csv", "utf-8", ",", 1).as_dict(),
+                  columns=headers, mapping=mapping)
+    db.session.add(run)
+    db.session.flush()
+    check = check_rows(run, read_sheet(run), user.id, redo_done=redo_done, previews=False)
+    setting_names = {v: k for k, v in ROW_SETTINGS.items()}
+    for bad in check.invalid:
+        where = f"rows[{bad.position - 1}]"
+        if not bad.field_errors:
+            errors[where] = bad.errors
+        for name, messages in bad.field_errors.items():
+            errors[f"{where}.{setting_names.get(name, name)}"] = messages
+    if errors:
+        db.session.rollback()
+        raise RowsInvalid(errors)
+    if on_record is not None:
+        on_record(run)
+    start_run(run, user, only_fitting=only_fitting, redo_done=redo_done)
+    return run
 
 
 def pause(run: BulkRun) -> bool:
