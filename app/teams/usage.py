@@ -79,11 +79,9 @@ def build(workspace: Workspace, period_start: date | None = None, only_user_id: 
     current = quota.quota_period(workspace)
     # The current period counts its own ledgers only: Free usage of the month an
     # upgrade started in belongs to the calendar month, not the paid period.
-    same_period = (QuotaLedger.period_start == start) if start != current.start else \
-        ((QuotaLedger.period_start == start) & (QuotaLedger.period_kind == current.kind))
-    rollup_period = (UsageDaily.period_start == start) if start != current.start else \
+    same_period = (UsageDaily.period_start == start) if start != current.start else \
         ((UsageDaily.period_start == start) & (UsageDaily.period_kind == current.kind))
-    per_user, per_template, per_day = aggregate_rollup(workspace.id, rollup_period, only_user_id)
+    per_user, per_template, per_day = aggregate_rollup(workspace.id, same_period, only_user_id)
 
     memberships = {m.user_id: m for m in db.session.scalars(
         select(Membership).where(Membership.workspace_id == workspace.id))}
