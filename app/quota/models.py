@@ -132,7 +132,8 @@ class UsageDaily(db.Model):
     __table_args__ = (
         UniqueConstraint("workspace_id", "period_kind", "period_start", "day", "user_id", "template_id",
                          name="uq_usage_daily_workspace_id"),
-        CheckConstraint("generations >= 0 AND variants >= 0", name="nonnegative"),
+        # No CHECK (variants >= 0): SQLite checks the row an upsert proposes (a -1 delta) before
+        # it finds the conflict, so a nonnegative CHECK would refuse every variant refund.
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

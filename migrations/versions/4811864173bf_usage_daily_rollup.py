@@ -32,7 +32,6 @@ def upgrade():
         sa.Column('template_id', sa.Integer(), nullable=False),
         sa.Column('generations', sa.Integer(), nullable=False),
         sa.Column('variants', sa.Integer(), nullable=False),
-        sa.CheckConstraint('generations >= 0 AND variants >= 0', name='ck_usage_daily_nonnegative'),
         sa.ForeignKeyConstraint(['workspace_id'], ['workspaces.id'], ondelete='CASCADE',
                                 name='fk_usage_daily_workspace_id_workspaces'),
         sa.PrimaryKeyConstraint('id', name='pk_usage_daily'),
