@@ -61,3 +61,24 @@ def upsert(workspace_id: int, period_kind: str, period_start: date, day: date, u
 
 def _day(created_at: datetime) -> date:
     return created_at.date()
+
+
+def backfill_statements(dialect: str) -> list[str]:
+    """SQL that fills usage_daily from the settled charges (for rows written without the services,
+    as bench/scale.py's COPY seed does): each generation and test run once, by its first charge.
+    Migration 4811864173bf runs its own frozen copy of the same statements."""
+    day = "date(o.created_at)" if dialect == "sqlite" else "CAST(o.created_at AS DATE)"
+    statements = []
+    for owner, table, template, group in (("generation_id", "generations", "o.template_id", ", o.template_id"),
+                                          ("test_run_id", "test_runs", "0", "")):
+        statements.append(
+            "INSERT INTO usage_daily (workspace_id, period_kind, period_start, day, user_id, template_id, "
+            "generations, variants) "
+            f"SELECT l.workspace_id, l.period_kind, l.period_start, {day}, COALESCE(o.user_id, 0), {template}, "
+            "COUNT(*), SUM(c.amount) "
+            "FROM quota_charges c JOIN quota_ledgers l ON l.id = c.ledger_id "
+            f"JOIN {table} o ON o.id = c.{owner} "
+            "WHERE c.state = 'settled' "
+            f"AND c.id = (SELECT MIN(c2.id) FROM quota_charges c2 WHERE c2.{owner} = c.{owner}) "
+            f"GROUP BY l.workspace_id, l.period_kind, l.period_start, {day}, COALESCE(o.user_id, 0){group}")
+    return statements

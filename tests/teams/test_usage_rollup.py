@@ -114,3 +114,19 @@ def test_report_from_rollup_equals_report_from_charges(app, team):
         assert {row.user_id: (row.generations, row.variants) for row in report.members
                 if row.generations} == {owner_id: (3, 7), member_id: (2, 2)}
         assert report.total_variants == 9
+
+        # The backfill (migration 4811864173bf runs the same statements) rebuilds the same rollup.
+        from sqlalchemy import delete, text
+
+        from app.quota.rollup import backfill_statements
+        kept = sorted(db.session.execute(select(
+            UsageDaily.period_start, UsageDaily.day, UsageDaily.user_id, UsageDaily.template_id,
+            UsageDaily.generations, UsageDaily.variants)).tuples())
+        db.session.execute(delete(UsageDaily))
+        for statement in backfill_statements(db.session.get_bind().dialect.name):
+            db.session.execute(text(statement))
+        rebuilt = sorted(db.session.execute(select(
+            UsageDaily.period_start, UsageDaily.day, UsageDaily.user_id, UsageDaily.template_id,
+            UsageDaily.generations, UsageDaily.variants)).tuples())
+        assert rebuilt == kept
+        assert _both_reports(workspace)[0] == _both_reports(workspace)[1]
