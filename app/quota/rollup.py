@@ -76,9 +76,9 @@ def backfill_statements(dialect: str) -> list[str]:
             "generations, variants) "
             f"SELECT l.workspace_id, l.period_kind, l.period_start, {day}, COALESCE(o.user_id, 0), {template}, "
             "COUNT(*), SUM(c.amount) "
-            "FROM quota_charges c JOIN quota_ledgers l ON l.id = c.ledger_id "
+            f"FROM (SELECT MIN(id) AS id FROM quota_charges WHERE {owner} IS NOT NULL GROUP BY {owner}) f "
+            "JOIN quota_charges c ON c.id = f.id JOIN quota_ledgers l ON l.id = c.ledger_id "
             f"JOIN {table} o ON o.id = c.{owner} "
             "WHERE c.state = 'settled' "
-            f"AND c.id = (SELECT MIN(c2.id) FROM quota_charges c2 WHERE c2.{owner} = c.{owner}) "
             f"GROUP BY l.workspace_id, l.period_kind, l.period_start, {day}, COALESCE(o.user_id, 0){group}")
     return statements
