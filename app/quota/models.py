@@ -115,3 +115,34 @@ class VariantRefund(db.Model):
     user_id: Mapped[int | None] = mapped_column(
         ForeignKey("users.id", ondelete="SET NULL", name="fk_variant_refunds_user_id_users"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
+
+
+class UsageDaily(db.Model):
+    """The usage report's rollup: settled generations and variants per workspace, quota period,
+    UTC day (of the generation or test run), member and template (0: template editor test runs).
+
+    Kept in the same transaction as the charge changes that move usage (app/quota/rollup.py), so
+    the Usage and Members pages sum a few rows per day instead of scanning every charge. One
+    generation counts once however many ledgers it was charged on: only its first charge (the
+    lowest id) moves the rollup. user_id is kept as written (no foreign key): a deleted user's
+    usage stays in the report as "deleted user", as it does today.
+    """
+
+    __tablename__ = "usage_daily"
+    __table_args__ = (
+        UniqueConstraint("workspace_id", "period_kind", "period_start", "day", "user_id", "template_id",
+                         name="uq_usage_daily_workspace_id"),
+        # No CHECK (variants >= 0): SQLite checks the row an upsert proposes (a -1 delta) before
+        # it finds the conflict, so a nonnegative CHECK would refuse every variant refund.
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(
+        ForeignKey("workspaces.id", ondelete="CASCADE", name="fk_usage_daily_workspace_id_workspaces"))
+    period_kind: Mapped[str] = mapped_column(String(10))
+    period_start: Mapped[date]
+    day: Mapped[date]
+    user_id: Mapped[int]  # 0: the generation had no user
+    template_id: Mapped[int]  # 0: template editor test runs
+    generations: Mapped[int] = mapped_column(default=0)
+    variants: Mapped[int] = mapped_column(default=0)

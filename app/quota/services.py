@@ -24,6 +24,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from app.core import required, rowcount
 from app.extensions import db
 from app.quota.models import QuotaAlert, QuotaCharge, QuotaLedger, VariantRefund
+from app.quota import rollup
 from app.workspaces.models import Membership, Workspace
 
 log = logging.getLogger(__name__)
@@ -233,7 +234,7 @@ def _close_charges(owner, new_state: str, used: int | None) -> list[int]:
     """Flip each reserved charge of one generation or test run (`owner`: a condition on the
     charge's key) and move its ledger once. Returns the ids of the ledgers this call moved."""
     charges = db.session.scalars(
-        select(QuotaCharge).where(owner, QuotaCharge.state == "reserved")
+        select(QuotaCharge).where(owner, QuotaCharge.state == "reserved").order_by(QuotaCharge.id)
     ).all()
     moved = []
     now = datetime.now(timezone.utc).replace(tzinfo=None)
@@ -247,6 +248,8 @@ def _close_charges(owner, new_state: str, used: int | None) -> list[int]:
         )
         if rowcount(flipped) != 1:
             continue
+        if new_state == "settled" and rollup.is_first_charge(charge):
+            rollup.add(charge, 1, spent)
         db.session.execute(
             update(QuotaLedger)
             .where(QuotaLedger.id == charge.ledger_id)
@@ -365,6 +368,8 @@ def refund_variant(variant, user_id: int | None) -> list[int]:
                                      ledger_id=charge.ledger_id, amount=1, reason=reason, user_id=user_id))
         db.session.execute(update(QuotaCharge).where(QuotaCharge.id == charge.id, QuotaCharge.amount >= 1)
                            .values(amount=QuotaCharge.amount - 1).execution_options(synchronize_session=False))
+        if rollup.is_first_charge(charge):
+            rollup.add(charge, 0, -1)
         db.session.execute(update(QuotaLedger).where(QuotaLedger.id == charge.ledger_id, QuotaLedger.used >= 1)
                            .values(used=QuotaLedger.used - 1).execution_options(synchronize_session=False))
         moved.append(charge.ledger_id)
