@@ -14,11 +14,10 @@ from sqlalchemy.exc import IntegrityError
 from app.api import auth, schemas
 from app.api.idempotency import Guard
 from app.api.problems import Problem
-from app.api.views import COMMON, _aware, bp, problems
+from app.api.views import COMMON, _aware, bp, problems, template_for_create
 from app.bulk import export, parsing
 from app.bulk import services as bulk
 from app.bulk.models import BulkRun
-from app.catalog.services import get_published
 from app.core import required
 from app.extensions import db
 from app.quota import services as quota
@@ -71,10 +70,7 @@ def bulk_runs_create(body: dict):
     replayed = guard.replay()
     if replayed is not None:
         return replayed
-    template = get_published(body["template"], g.api_workspace.id)
-    if template is None:
-        raise Problem("not-found", f"No published template {body['template']!r} in this workspace.",
-                      errors={"template": ["Unknown template."]})
+    template = template_for_create(body["template"])
     created: dict[str, str] = {}
 
     def record(run: BulkRun) -> None:

@@ -212,6 +212,15 @@ def _wait_for_end(generation_id: int, seconds: int) -> None:
         db.session.remove()
 
 
+def template_for_create(slug: str) -> Template:
+    """The published template a create names, or a 404 problem naming the `template` field."""
+    template = get_published(slug, g.api_workspace.id)
+    if template is None:
+        raise Problem("not-found", f"No published template {slug!r} in this workspace.",
+                      errors={"template": ["Unknown template."]})
+    return template
+
+
 @bp.route("/generations", methods=["POST"])
 @auth.scope("generate")
 @bp.arguments(schemas.GenerationCreateSchema)
@@ -225,10 +234,7 @@ def generations_create(body: dict, wait: int = 0):
     replayed = guard.replay()
     if replayed is not None:
         return replayed
-    template = get_published(body["template"], g.api_workspace.id)
-    if template is None:
-        raise Problem("not-found", f"No published template {body['template']!r} in this workspace.",
-                      errors={"template": ["Unknown template."]})
+    template = template_for_create(body["template"])
     version = required(template.published_version, f"published version of {template.slug}")
     variants = body["variants"] or version.default_variants
     values = _validated_fields(version, body["fields_"], variants, body["tone"], body["language"], body["creativity"])
