@@ -18,6 +18,7 @@ import email.policy
 import os
 import re
 import tempfile
+import time
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -193,17 +194,47 @@ def _restore_catalogue(conn, db, snapshot: dict) -> None:
         conn.execute(delete(versions).where(versions.c.id.in_(new_versions)))
 
 
-def _clear_user_data(app) -> None:
+def _wait_for_generations_to_settle(app, timeout: float = 15.0) -> None:
+    """Let a live worker pool finish what a test left running before its rows are deleted.
+
+    A test may end while a real worker still writes its generation (it asserted on the
+    response, not on the result); deleting under it makes PostgreSQL pick one of the two
+    as a deadlock victim. Bounded: a stuck job does not hold the suite.
+    """
+    from app.extensions import db
+    from app.generation.models import Generation
+
+    deadline = time.monotonic() + timeout
+    with app.app_context():
+        while time.monotonic() < deadline:
+            active = db.session.query(Generation.id).filter(Generation.status.in_(("queued", "running"))).first()
+            db.session.rollback()
+            if active is None:
+                return
+            time.sleep(0.05)
+        db.session.remove()
+
+
+def _clear_user_data(app, attempts: int = 3) -> None:
+    from sqlalchemy.exc import OperationalError
+
     from app.extensions import db
 
     with app.app_context():
         tables = [t for t in db.metadata.sorted_tables if t.name not in CATALOGUE_TABLES]
-        # DELETE, not TRUNCATE ... CASCADE: that would follow template_versions.author_id
-        # into the catalogue, which is seeded once per session.
-        with db.engine.begin() as conn:
-            for table in reversed(tables):
-                conn.execute(table.delete())
-            _restore_catalogue(conn, db, app.extensions["catalogue_snapshot"])
+        for attempt in range(attempts):
+            try:
+                # DELETE, not TRUNCATE ... CASCADE: that would follow template_versions.author_id
+                # into the catalogue, which is seeded once per session.
+                with db.engine.begin() as conn:
+                    for table in reversed(tables):
+                        conn.execute(table.delete())
+                    _restore_catalogue(conn, db, app.extensions["catalogue_snapshot"])
+                break
+            except OperationalError:  # a worker job still writing: it loses or we retry
+                if attempt == attempts - 1:
+                    raise
+                time.sleep(0.2)
         app.extensions["redis"].flushdb()
 
 
@@ -213,7 +244,11 @@ def _isolated(request, fake_llm):
     fake_llm.reset()
     yield
     if "app" in request.fixturenames:
-        _clear_user_data(request.getfixturevalue("app"))
+        app = request.getfixturevalue("app")
+        if "worker_process" in request.fixturenames:
+            fake_llm.release()
+            _wait_for_generations_to_settle(app)
+        _clear_user_data(app)
 
 
 @pytest.fixture
