@@ -10,7 +10,7 @@ from datetime import datetime
 from functools import wraps
 
 from flask import g, request
-from sqlalchemy import select
+from sqlalchemy import and_, select
 
 from app.api import keys
 from app.api.problems import Problem
@@ -58,18 +58,23 @@ def require_key() -> None:
         exc = g.api_auth_error
         raise Problem(exc.code, exc.detail, headers={"WWW-Authenticate": 'Bearer error="invalid_token"'
                                                      if exc.code != "missing-key" else "Bearer"})
-    workspace = required(db.session.get(Workspace, key.workspace_id), f"workspace {key.workspace_id}")
+    # One query for the workspace, the charged member and their user (every API request pays for it).
+    found = db.session.execute(
+        select(Workspace, Membership, User)
+        .outerjoin(Membership, and_(Membership.workspace_id == Workspace.id, Membership.user_id == key.charge_user_id))
+        .outerjoin(User, User.id == Membership.user_id)
+        .where(Workspace.id == key.workspace_id)
+    ).first()
+    workspace, member, user = required(found, f"workspace {key.workspace_id}")
     enforce_grace(workspace)
     if not has_feature(workspace, "api_access"):
         raise Problem("plan-required", "This workspace's plan does not include API access. An owner can upgrade "
                       "in Billing; existing keys work again as soon as the plan includes it.")
-    member = db.session.scalar(select(Membership).where(Membership.workspace_id == workspace.id,
-                                                        Membership.user_id == key.charge_user_id))
-    if member is None:
+    if member is None or user is None:
         raise Problem("invalid-key", "The member this key charges is no longer in the workspace. "
                       "Ask a workspace admin for a new key.", headers={"WWW-Authenticate": "Bearer"})
     g.api_workspace = workspace
-    g.api_user = db.session.get(User, key.charge_user_id)
+    g.api_user = user
 
 
 def note_use(response):

@@ -6,6 +6,7 @@ Every query is scoped to the workspace it is given.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 from sqlalchemy import select
 
@@ -53,8 +54,9 @@ def ensure_guide(workspace_id: int, user_id: int | None) -> StyleGuide:
     return guide
 
 
-def entries(workspace_id: int) -> list[StyleEntry]:
-    guide = get_guide(workspace_id)
+def entries(workspace_id: int, guide: StyleGuide | None = None) -> list[StyleEntry]:
+    """The workspace's entries; `guide`, when the caller already read it, saves a query."""
+    guide = guide or get_guide(workspace_id)
     if guide is None:  # not saved yet: show the defaults as they will be kept
         return [StyleEntry(kind="ai_tell", phrase=p, replacement=s) for p, s in DEFAULT_AI_TELLS]
     return list(db.session.scalars(select(StyleEntry).where(StyleEntry.workspace_id == workspace_id)
@@ -157,12 +159,37 @@ def _input_texts(value) -> list[str]:
     return [str(value)] if value is not None else []
 
 
-def context_for(generation: Generation) -> CheckContext:
-    """Everything the checks need about a generation, read once before the job's threads start."""
-    workspace_id = generation.workspace_id
+@dataclass(frozen=True)
+class Subject:
+    """What the checks need to know about a generation, copied from its row while the job has it
+    loaded, so the checks' own reads can run after the model call has started (off the path to the
+    first token) without reading the generation again."""
+    workspace_id: int
+    brand_voice_id: int | None
+    language: str
+    texts: tuple[str, ...]       # inputs, rendered prompts: what the writer was given
+    passages: tuple[str, ...]    # the retrieved knowledge, "title\ntext"
+
+    @classmethod
+    def of(cls, generation: Generation) -> "Subject":
+        passages = getattr(generation, "knowledge_passages", None) or []
+        # The rendered prompts carry the inputs and brand voice, and the template's own figures
+        # ("at most 280 characters", "3 hashtags"): those were given to the writer, not invented.
+        texts = _input_texts(generation.inputs) + [generation.system_prompt or "", generation.user_prompt or ""]
+        return cls(workspace_id=generation.workspace_id, brand_voice_id=generation.brand_voice_id,
+                   language=generation.language, texts=tuple(texts),
+                   passages=tuple(f"{p.get('title', '')}\n{p.get('text', '')}" for p in passages if isinstance(p, dict)))
+
+
+def context_for(subject: Subject | Generation) -> CheckContext:
+    """Everything the checks need about a generation: the workspace's rules (read here) and what the
+    writer was given (the claims' sources)."""
+    if isinstance(subject, Generation):
+        subject = Subject.of(subject)
+    workspace_id = subject.workspace_id
     guide = get_guide(workspace_id)
-    rows = entries(workspace_id)
-    voice = db.session.get(BrandVoice, generation.brand_voice_id) if generation.brand_voice_id else None
+    rows = entries(workspace_id, guide)
+    voice = db.session.get(BrandVoice, subject.brand_voice_id) if subject.brand_voice_id else None
     max_grade = guide.max_grade if guide else None
     if voice is not None:
         max_grade = voice_grades(workspace_id).get(voice.id, max_grade)
@@ -173,13 +200,8 @@ def context_for(generation: Generation) -> CheckContext:
         ai_tells=tuple((e.phrase, e.replacement) for e in rows if e.kind == "ai_tell") if ai_tells_on else (),
         max_grade=max_grade,
     )
-    passages = getattr(generation, "knowledge_passages", None) or []
-    # The rendered prompts carry the inputs and brand voice, and the template's own figures
-    # ("at most 280 characters", "3 hashtags"): those were given to the writer, not invented.
-    texts = _input_texts(generation.inputs) + [generation.system_prompt or "", generation.user_prompt or ""]
-    texts += [voice.as_prompt_text()] if voice is not None else []
-    texts += [f"{p.get('title', '')}\n{p.get('text', '')}" for p in passages if isinstance(p, dict)]
-    return CheckContext(rules=rules, sources=Sources.of(texts), language=generation.language,
+    texts = list(subject.texts) + ([voice.as_prompt_text()] if voice is not None else []) + list(subject.passages)
+    return CheckContext(rules=rules, sources=Sources.of(texts), language=subject.language,
                         claims=guide.claims_enabled if guide else True,
                         hold=bool(guide and guide.flag_action == "hold"))
 

@@ -10,13 +10,14 @@ from __future__ import annotations
 import logging
 import time
 from datetime import datetime, timezone
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from flask import current_app
 from rq import Retry, get_current_job
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import joinedload
 
 from app.core import required, rowcount, utcnow
 from app.extensions import db
@@ -117,7 +118,9 @@ def fail_and_refund(generation_id: int, message: str, stream: GenerationStream, 
 
 
 def _run(generation_id: int) -> str | Retry:
-    generation = db.session.get(Generation, generation_id)
+    # One query for the row and what the job reads of it first (its version and template).
+    generation = db.session.get(Generation, generation_id, options=[
+        joinedload(Generation.template_version), joinedload(Generation.template)])
     if generation is None:
         log.warning("generation %s: not found, nothing to do", generation_id)
         return "missing"
@@ -152,10 +155,13 @@ def _run(generation_id: int) -> str | Retry:
     # How list variants are asked for and cleaned (structured output, labels to strip): app/generation/output.py
     shape = copy_output.OutputShape.for_generation(generation, config)
     stop_watch = StopWatch(redis, generation_id)
-    check_context = checks.context_for(generation)
+    check_subject = checks.Subject.of(generation)
     db.session.commit()
     stream.started()
     log.info("generation %s: %s variants with %s", generation_id, count, settings.model)
+    # The checks' rules are read while the model writes (below): they are needed only once a variant
+    # is complete, and reading them first would delay every first token.
+    check_context: Future[checks.CheckContext] = Future()
 
     def produce(position: int) -> VariantResult:
         result = VariantResult(position)
@@ -172,7 +178,8 @@ def _run(generation_id: int) -> str | Retry:
             result.completion_tokens += completion.completion_tokens
             result.model = completion.model
             verdict = check(text, fmt, limit)
-            findings = run_checks(text, check_context)
+            context = check_context.result()
+            findings = run_checks(text, context)
             if (not verdict.ok and limit is not None) or findings:
                 # One repair request covering every broken rule (limit, style, claims, language);
                 # what still fails is shown flagged, never cut or edited.
@@ -180,7 +187,7 @@ def _run(generation_id: int) -> str | Retry:
                 repair_messages = messages + [
                     {"role": "assistant", "content": shape.as_answer(text)},
                     {"role": "user", "content": checks_repair_instruction(
-                        fmt, limit, verdict, findings, check_context.language)},
+                        fmt, limit, verdict, findings, context.language)},
                 ]
                 live = shape.live(position, stream, stop_watch)
                 try:
@@ -201,12 +208,12 @@ def _run(generation_id: int) -> str | Retry:
                 except LLMError as exc:
                     log.warning("generation %s variant %s: repair failed: %s", generation_id, position, exc)
                 verdict = check(text, fmt, limit)
-                findings = run_checks(text, check_context)
+                findings = run_checks(text, context)
             if not text:
                 raise LLMError("empty")
             result.text = text
             result.over_limit = not verdict.ok
-            result.findings, result.hold = findings, check_context.hold
+            result.findings, result.hold = findings, context.hold
             stream.variant(position, text, result.over_limit)
         except LLMInterrupted as exc:
             result.error = exc
@@ -221,16 +228,27 @@ def _run(generation_id: int) -> str | Retry:
             stream.reset(position)
         return result
 
-    if count == 1:
-        results = [produce(0)]
-    else:
-        with ThreadPoolExecutor(max_workers=count, thread_name_prefix=f"gen{generation_id}") as pool:
-            results = list(pool.map(carry_context(produce), range(count)))
+    with ThreadPoolExecutor(max_workers=count, thread_name_prefix=f"gen{generation_id}") as pool:
+        variants = [pool.submit(carry_context(produce), position) for position in range(count)]
+        _read_check_context(check_subject, check_context)
+        results = [variant.result() for variant in variants]
     if any(isinstance(r.error, LLMInterrupted) for r in results):
         return _hand_back(generation_id, stream, count)
     return _store(generation_id, results, stream, settings.model)
 
 
+
+
+def _read_check_context(subject: checks.Subject, into: Future) -> None:
+    """Read the checks' rules into `into` while the variants' model calls run. A failure reaches
+    the variants (they raise it once written: the job fails and refunds). The read-only transaction
+    ends here, before the job waits: on SQLite a job's transaction holds the write lock."""
+    try:
+        into.set_result(checks.context_for(subject))
+    except Exception as exc:  # noqa: BLE001 - handed to the variants, which raise it
+        into.set_exception(exc)
+    finally:
+        db.session.rollback()
 
 
 def _hand_back(generation_id: int, stream: GenerationStream, count: int) -> str | Retry:
