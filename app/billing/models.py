@@ -10,7 +10,10 @@ from sqlalchemy.orm import Mapped, mapped_column
 from app.core import utcnow
 from app.extensions import db
 
-FEATURES = ("brand_voices", "api_access", "bulk_runs", "knowledge")
+# What a plan can include, with the words the billing page shows. Plans may list only these, and code
+# asks for them by these names (Plan.has refuses any other name: a typo would silently lock a feature).
+FEATURES = {"brand_voices": "brand voices", "api_access": "API access", "bulk_runs": "bulk runs",
+            "knowledge": "knowledge base"}
 # Knowledge base size per plan (app/knowledge): bytes per uploaded file, characters stored in all items.
 # A plan with the feature but not listed here (a hand-set plan) gets the largest.
 KNOWLEDGE_LIMITS = {
@@ -36,7 +39,14 @@ class Plan(db.Model):
     position: Mapped[int] = mapped_column(default=0)
 
     def has(self, feature: str) -> bool:
+        if feature not in FEATURES:
+            raise ValueError(f"unknown plan feature {feature!r}; FEATURES lists them")
         return feature in (self.features or [])
+
+    @property
+    def feature_labels(self) -> list[str]:
+        """The plan's features in the billing page's words, in FEATURES' order."""
+        return [label for key, label in FEATURES.items() if key in (self.features or [])]
 
 
 class StripeEvent(db.Model):

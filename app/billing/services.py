@@ -17,7 +17,7 @@ from sqlalchemy.exc import OperationalError
 
 from app.core import required, utcnow
 from app.billing import gateway
-from app.billing.models import Plan
+from app.billing.models import FEATURES, Plan
 from app.extensions import db
 from app.workspaces.models import Membership, Workspace
 from app.workspaces.services import lock, seat_usage
@@ -48,6 +48,9 @@ def plan_definitions(config) -> list[dict]:
 def seed_plans() -> None:
     """Create or update the plans; price ids come from settings (test or live mode)."""
     for data in plan_definitions(current_app.config):
+        unknown = set(data["features"]) - set(FEATURES)
+        if unknown:
+            raise ValueError(f"plan {data['key']!r} lists unknown features {sorted(unknown)}")
         plan = db.session.scalars(select(Plan).where(Plan.key == data["key"])).first()
         if plan is None:
             plan = Plan(key=data["key"])
@@ -76,6 +79,8 @@ def current_plan(workspace: Workspace) -> Plan | None:
 
 
 def has_feature(workspace: Workspace, feature: str) -> bool:
+    if feature not in FEATURES:
+        raise ValueError(f"unknown plan feature {feature!r}; FEATURES lists them")
     current = current_plan(workspace)
     return current is None or current.has(feature)  # an unknown (hand-set) plan is not restricted
 
