@@ -29,8 +29,9 @@ lint: dev  ## ruff (likely bugs) on all Python code, then mypy (types) on app/ a
 	$(BIN)/ruff check app workers tests bench scripts
 	$(BIN)/mypy
 
-test: dev lint  ## lint, then the whole test suite (embedded Redis + SQLite unless REDIS_URL/DATABASE_URL are set)
+test: dev lint  ## lint, the whole test suite (embedded Redis + SQLite unless REDIS_URL/DATABASE_URL are set), coverage floor
 	$(BIN)/python -m pytest --cov --cov-report=term
+	$(BIN)/python -m scripts.coverage_floor
 
 bench: dev  ## benchmarks against the fake LLM; figures go to bench/README.md
 	$(BIN)/python -m bench.run
