@@ -235,10 +235,11 @@ def seed(app, url: str, total: int) -> dict:
             cur.execute("UPDATE quota_ledgers l SET used = s.amount FROM (SELECT ledger_id, SUM(amount) AS amount "
                         "FROM quota_charges GROUP BY ledger_id) s WHERE s.ledger_id = l.id")
             # The usage report's rollup, as the settle path would have kept it (app/quota/rollup.py).
+            from app.checks.figures import backfill_statements as check_backfill
             from app.quota.rollup import backfill_statements
-            for statement in backfill_statements("postgresql"):
+            for statement in backfill_statements("postgresql") + check_backfill("postgresql"):
                 cur.execute(statement)
-            log(f"usage_daily rolled up ({time.monotonic() - seconds:.0f} s)")
+            log(f"usage_daily and check_daily rolled up ({time.monotonic() - seconds:.0f} s)")
             for table, column in (("users", "id"), ("workspaces", "id"), ("memberships", "id"),
                                   ("quota_ledgers", "id"), ("generations", "id"), ("variants", "id"),
                                   ("quota_charges", "id")):

@@ -1,7 +1,7 @@
 """A workspace's style guide: its settings, its entries, and reading-level targets per brand voice."""
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 from sqlalchemy import CheckConstraint, ForeignKey, String, UniqueConstraint, func
 from sqlalchemy.orm import Mapped, mapped_column
@@ -70,3 +70,28 @@ class ReadingTarget(db.Model):
     brand_voice_id: Mapped[int] = mapped_column(
         ForeignKey("brand_voices.id", ondelete="CASCADE", name="fk_reading_targets_brand_voice_id_brand_voices"))
     max_grade: Mapped[int]
+
+
+class CheckDaily(db.Model):
+    """The check figures' rollup: variants checked per workspace, template and UTC day (of their
+    generation), with how many had style findings, unsupported claims, the wrong language, a repair,
+    and a repair that fixed everything. Added to in the job's transaction that stores the variants
+    (app/checks/figures.py), so the Usage page and the catalogue's figures sum a few rows per day
+    instead of scanning every variant. It counts checks as they were made: deleting a variant later
+    does not take its check back.
+    """
+
+    __tablename__ = "check_daily"
+    __table_args__ = (UniqueConstraint("workspace_id", "day", "template_id", name="uq_check_daily_workspace_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(
+        ForeignKey("workspaces.id", ondelete="CASCADE", name="fk_check_daily_workspace_id_workspaces"))
+    day: Mapped[date]
+    template_id: Mapped[int]
+    checked: Mapped[int] = mapped_column(default=0)
+    style: Mapped[int] = mapped_column(default=0)
+    claims: Mapped[int] = mapped_column(default=0)
+    wrong_language: Mapped[int] = mapped_column(default=0)
+    repaired: Mapped[int] = mapped_column(default=0)
+    repaired_ok: Mapped[int] = mapped_column(default=0)

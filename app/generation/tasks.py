@@ -28,7 +28,7 @@ from app.generation import output as copy_output
 from app.generation.stop import STOPPED_BEFORE_START, GenerationStopped, StopWatch, is_stopped, partial_message
 from app.generation.services import refresh_search_document
 from app.generation.streams import GenerationStream
-from app.checks import services as checks
+from app.checks import figures as check_figures, services as checks
 from app.checks.checker import repair_instruction as checks_repair_instruction, run_checks, variant_fields
 from app.llm.settings import effective_temperature, for_template
 from app.llm import LLMError, LLMInterrupted, stream_chat
@@ -319,13 +319,11 @@ def _store(generation_id: int, results: list[VariantResult], stream: GenerationS
         db.session.commit()
         stream.finish("failed", message=message)
         return "failed"
+    rows = [dict(over_limit=result.over_limit, repaired=result.repaired, cut_off=result.cut_off,
+                 **variant_fields(result.findings, result.hold)) for result in succeeded]
     try:
-        for result in succeeded:
-            db.session.add(Variant(
-                generation_id=generation_id, position=result.position, text=result.text,
-                over_limit=result.over_limit, repaired=result.repaired, cut_off=result.cut_off,
-                **variant_fields(result.findings, result.hold),
-            ))
+        for result, row in zip(succeeded, rows, strict=True):
+            db.session.add(Variant(generation_id=generation_id, position=result.position, text=result.text, **row))
         db.session.flush()
     except IntegrityError:
         # Another run of this job stored the variants first; keep its result.
@@ -336,6 +334,7 @@ def _store(generation_id: int, results: list[VariantResult], stream: GenerationS
     generation.status = "succeeded"
     if failed:
         generation.error_message = partial_message(len(results), len(succeeded), sum(r.stopped for r in results))
+    check_figures.record(generation.workspace_id, generation.template_id, generation.created_at, rows)
     moved = quota.settle(generation_id, used=len(succeeded))
     due_alerts = quota.record_due_alerts(moved)
     db.session.refresh(generation)

@@ -46,12 +46,32 @@ def test_shares_and_repair_success_per_template_and_workspace(app, team, run_wor
     assert 'data-testid="check-figures"' not in team.client("member@example.com").get("/workspace/usage").get_data(as_text=True)
 
 
-def test_variants_from_before_checks_are_not_counted(app, client, login, run_worker, fake_llm):
+def test_the_rollup_equals_the_variants_figures_and_skips_unchecked_ones(app, client, login, run_worker, fake_llm):
+    """The backfill (migration 6d1f0b7c3a92, bench/scale.py) counts stored variants as the job does;
+    variants from before checks existed (findings IS NULL) are not counted."""
+    from app.checks.figures import backfill_statements
+    from app.checks.models import CheckDaily
+    from app.generation.models import Variant
+
     login()
-    generation_id = _generate(client, app, run_worker, fake_llm, "The #1 tool.", "The #1 tool.")
+    _generate(client, app, run_worker, fake_llm, "We delve into posts.", "We write posts.")   # repaired, ok
+    _generate(client, app, run_worker, fake_llm, "The #1 tool.", "The #1 tool.")              # claim stays
+    old = _generate(client, app, run_worker, fake_llm, "Plain words.")
+    old_variant_id = variant_of(app, old).id
     with app.app_context():
-        from app.generation.models import Variant
-        variant = db.session.get(Variant, variant_of(app, generation_id).id)
-        variant.findings = None
-        db.session.commit()
-        assert per_template(date(2000, 1, 1), date(2100, 1, 1)) == {}
+        span = (date(2000, 1, 1), date(2100, 1, 1))
+        live = per_template(*span)
+        (figures,) = live.values()
+        assert (figures.checked, figures.claims, figures.repaired, figures.repaired_ok) == (3, 1, 2, 1)
+        db.session.execute(db.delete(CheckDaily))
+        for statement in backfill_statements(db.engine.dialect.name):
+            db.session.execute(db.text(statement))
+        assert per_template(*span) == live
+        db.session.execute(db.delete(CheckDaily))
+        variant = db.session.get(Variant, old_variant_id)
+        variant.findings = None  # stored before checks existed
+        db.session.flush()
+        for statement in backfill_statements(db.engine.dialect.name):
+            db.session.execute(db.text(statement))
+        assert next(iter(per_template(*span).values())).checked == 2
+        db.session.rollback()
