@@ -23,6 +23,7 @@ BODY_LIMITS = {
     "billing.webhook": "WEBHOOK_MAX_BYTES",
     "admin.import_templates": "UPLOAD_MAX_BYTES",
     "bulk.upload": "UPLOAD_MAX_BYTES",  # a sheet of up to 10 MB (app/bulk/parsing.MAX_BYTES) and the form around it
+    "api_v1.bulk_runs_upload": "UPLOAD_MAX_BYTES",  # the same sheet through the API
     "knowledge.upload": "UPLOAD_MAX_BYTES",  # the plan's own file limit is checked after (app/knowledge)
 }
 

@@ -1,8 +1,9 @@
 """Idempotency-Key on POST requests, with Stripe's semantics.
 
 The first request with a key records the key and a fingerprint of the request (method, path and
-the JSON body in canonical form) **in the same transaction as its effect** (for a generation: the
-row, its quota reservation and its job), then stores its response. A retry with the same key and
+the JSON body in canonical form; for a multipart upload, its text fields and each file's name and
+bytes) **in the same transaction as its effect** (for a generation: the row, its quota reservation
+and its job), then stores its response. A retry with the same key and
 the same request gets that response again, with `Idempotent-Replayed: true`, and changes nothing;
 with another request it is a 422; while the first is still running it is a 409. Two requests
 racing with one key cannot both commit: the unique (api key, key) constraint lets one win and the
@@ -33,8 +34,23 @@ IGNORED_QUERY = {"wait"}  # how long to wait does not change what the request do
 def fingerprint() -> str:
     body = request.get_json(silent=True)
     query = sorted((k, v) for k, v in request.args.items(multi=True) if k not in IGNORED_QUERY)
-    canonical = json.dumps([request.method, request.path, query, body], sort_keys=True, separators=(",", ":"))
+    request_parts = [request.method, request.path, query, body]
+    if request.form or request.files:  # a multipart upload: its text fields, and each file's name and bytes
+        request_parts += [sorted(request.form.items(multi=True)),
+                          sorted((name, part.filename or "", _digest(part.stream))
+                                 for name, part in request.files.items(multi=True))]
+    canonical = json.dumps(request_parts, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _digest(stream) -> str:
+    """SHA-256 of an uploaded file, read in chunks and rewound for the view."""
+    digest = hashlib.sha256()
+    stream.seek(0)
+    for chunk in iter(lambda: stream.read(1 << 16), b""):
+        digest.update(chunk)
+    stream.seek(0)
+    return digest.hexdigest()
 
 
 class Guard:

@@ -32,6 +32,7 @@ TYPES: dict[str, tuple[int, str]] = {
     "template-unavailable": (409, "Template not published"),
     "body-too-large": (413, "Request body too large"),
     "unsupported-media-type": (415, "Send JSON"),
+    "unreadable-file": (415, "Not a CSV or XLSX file we can read"),
     "validation-failed": (422, "Validation failed"),
     "idempotency-key-reused": (422, "Idempotency-Key reused with another request"),
     "template-refused": (422, "Template refused these inputs"),

@@ -2,11 +2,17 @@
 them and apispec builds /api/v1/openapi.json from them, so the document cannot drift from the code."""
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from marshmallow import Schema, fields, validate
+from flask_smorest.fields import Upload
+from marshmallow import Schema, ValidationError, fields, validate
+from werkzeug.datastructures import FileStorage
 
 from app.api.models import SCOPES
+from app.bulk import parsing
+from app.bulk.services import SETTINGS
+from app.bulk.views import MAX_FIXED_VALUE
 from app.catalog.schema import FIELD_TYPES, FORMATS
 from app.generation.options import CREATIVITY, MAX_VARIANTS
 from app.generation.services import LANGUAGES, TONES
@@ -206,6 +212,90 @@ class BulkRunCreateSchema(Schema):
                        required=True, validate=validate.Length(1, MAX_BULK_ROWS),
                        metadata={"description": "One object per row: the template's fields by name, plus optional "
                                                 "tone, language, variants and creativity"})
+    only_fitting = fields.Boolean(load_default=False,
+                                  metadata={"description": "Run only the rows the remaining quota covers"})
+    redo_done = fields.Boolean(load_default=False,
+                               metadata={"description": "Write rows already written in an earlier run again"})
+
+
+class FilePart(Upload):
+    """A multipart file part (a text field of the same name is refused, not read as a file)."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, FileStorage):
+            raise ValidationError("Send the file as a multipart file part (curl: -F file=@products.csv).")
+        return value
+
+
+class JsonText(fields.String):
+    """A multipart text field holding a JSON object, loaded with `schema` (documented as a string)."""
+
+    MAX_CHARS = 100_000
+
+    def __init__(self, schema: type[Schema], **kwargs):
+        super().__init__(**kwargs)
+        self.schema = schema
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if len(text) > self.MAX_CHARS:
+            raise ValidationError(f"Longer than {self.MAX_CHARS:,} characters.")
+        try:
+            loaded = json.loads(text)
+        except ValueError:
+            raise ValidationError("Not valid JSON: send a JSON object.") from None
+        if not isinstance(loaded, dict):
+            raise ValidationError("Send a JSON object.")
+        return self.schema().load(loaded)
+
+
+class CellText(fields.String):
+    """Text, or an integer written as text (`"value": 2` for the variants)."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)
+        return super()._deserialize(value, attr, data, **kwargs).strip()
+
+
+class MappingEntrySchema(Schema):
+    column = fields.String(load_default="", validate=validate.Length(0, 200),
+                           metadata={"description": "The file's column (its header, exactly); wins over value"})
+    value = CellText(load_default="", validate=validate.Length(0, MAX_FIXED_VALUE),
+                     metadata={"description": "A fixed value for every row, when no column is given"})
+
+
+class BulkMappingSchema(Schema):
+    fields_ = fields.Dict(keys=fields.String(validate=validate.Length(1, 40)), values=fields.Nested(MappingEntrySchema),
+                          load_default=dict, data_key="fields", attribute="fields",
+                          metadata={"description": "Template field -> entry"})
+    settings = fields.Dict(keys=fields.String(validate=validate.OneOf(SETTINGS)), values=fields.Nested(MappingEntrySchema),
+                           load_default=dict, metadata={"description": "tone, language, variant_count, creativity"})
+
+
+class SheetOptionsSchema(Schema):
+    encoding = fields.String(load_default=None, validate=validate.OneOf(tuple(parsing.ENCODINGS)))
+    delimiter = fields.String(load_default=None, validate=validate.OneOf(tuple(parsing.DELIMITERS)))
+    header_row = fields.Integer(load_default=None, validate=validate.Range(1, parsing.HEADER_SCAN_ROWS * 10),
+                                **STRICT_INT)
+
+
+class BulkRunUploadSchema(Schema):
+    file = FilePart(required=True, metadata={
+        "description": f"The sheet: CSV (UTF-8, UTF-16 or Windows-1252; comma, semicolon or tab) or .xlsx (the first "
+                       f"sheet's saved values), up to {parsing.MAX_BYTES // 1024 // 1024} MB and "
+                       f"{parsing.MAX_ROWS:,} rows. The header row is found as in the browser"})
+    template = fields.String(required=True, validate=validate.Length(1, 80), metadata={"description": "Template slug"})
+    mapping = JsonText(BulkMappingSchema, metadata={
+        "description": 'JSON object, the browser\'s mapping: {"fields": {"<field>": {"column": "<header>"} or '
+                       '{"value": "<fixed text>"}}, "settings": {"tone"|"language"|"variant_count"|"creativity": '
+                       'the same}}. Entries left out are matched as the browser pre-fills its mapping screen (by '
+                       'column name, or the workspace\'s saved mapping); the mapping used is remembered likewise',
+        "example": '{"fields": {"product": {"column": "Name"}, "audience": {"value": "Coffee lovers"}}}'})
+    options = JsonText(SheetOptionsSchema, metadata={
+        "description": 'JSON object correcting what is detected: {"encoding": "utf-8"|"utf-8-sig"|"utf-16"|"cp1252", '
+                       '"delimiter": ","|";"|"\\t", "header_row": <spreadsheet row of the headers>}',
+        "example": '{"delimiter": ";", "header_row": 2}'})
     only_fitting = fields.Boolean(load_default=False,
                                   metadata={"description": "Run only the rows the remaining quota covers"})
     redo_done = fields.Boolean(load_default=False,

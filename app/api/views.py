@@ -19,7 +19,8 @@ from flask_smorest import Blueprint
 from sqlalchemy import and_, exists, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
-from werkzeug.datastructures import MultiDict
+from webargs.flaskparser import FlaskParser
+from werkzeug.datastructures import CombinedMultiDict, MultiDict
 
 from app.admin.model_policy import ModelNotAllowed
 from app.api import auth, schemas
@@ -41,6 +42,22 @@ from app.quota import services as quota
 
 bp = Blueprint("api_v1", __name__, url_prefix="/api/v1",
                description="Copydeck's public API. Authenticate with `Authorization: Bearer <key>`.")
+
+
+class _Parser(FlaskParser):
+    """webargs' parser plus `form_and_files`: a multipart body's text fields and files as one location, so one
+    schema validates an upload with its form fields and documents them as one multipart/form-data body
+    (flask-smorest documents one request body per operation: a `form` and a `files` argument would not)."""
+
+    __location_map__ = {**FlaskParser.__location_map__, "form_and_files": "load_form_and_files"}
+
+    def load_form_and_files(self, req, schema):
+        return self._makeproxy(CombinedMultiDict([req.form, req.files]), schema)
+
+
+bp.ARGUMENTS_PARSER = _Parser()
+bp.DEFAULT_LOCATION_CONTENT_TYPE_MAPPING = {**bp.DEFAULT_LOCATION_CONTENT_TYPE_MAPPING,
+                                            "form_and_files": "multipart/form-data"}
 
 PROBLEM = {"schema": schemas.ProblemSchema, "content_type": "application/problem+json"}
 

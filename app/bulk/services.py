@@ -505,6 +505,63 @@ def start_from_rows(workspace: Workspace, user: User, template: Template, rows: 
     return run
 
 
+class MappingInvalid(BulkError):
+    """A mapping given with an upload that does not fit the template or the file; `errors` maps
+    `mapping.fields.<name>` (a field the template does not have) or `mapping` to messages."""
+
+    def __init__(self, errors: dict[str, list[str]]):
+        super().__init__(" ".join(m for messages in errors.values() for m in messages))
+        self.errors = errors
+
+
+def start_from_upload(workspace: Workspace, user: User, template: Template, filename: str, data: bytes, *,
+                      options: dict[str, Any] | None = None, mapping: dict[str, Any] | None = None,
+                      only_fitting: bool = False, redo_done: bool = False,
+                      on_record: Callable[[BulkRun], None] | None = None) -> BulkRun:
+    """The browser's upload, mapping and check screens in one call (the API's upload). The file is read as
+    `create_draft` reads it, with `options` (encoding / delimiter / header_row) applied as `set_options`
+    applies them. `mapping` has the shape `set_mapping` stores ({"fields"|"settings": {name: {"column",
+    "value"}}}); the entries it names replace those of the automatic one (`default_mapping`: names matched,
+    the workspace's saved mapping), so None is the browser's pre-filled screen. The mapping is checked by
+    `mapping_problems` and remembered for the template, every row by `check_rows`, and `start_run` starts
+    it. Unlike the browser, a mapping problem (MappingInvalid) or any invalid row (RowsInvalid, keyed
+    `row <spreadsheet row>.<field>`) refuses the run; nothing is committed before `start_run`, so a refusal
+    leaves no draft behind. `on_record(run)` runs inside the starting transaction."""
+    require_feature(workspace)
+    version = required(template.published_version, f"published version of {template.slug}")
+    given = mapping or {}
+    unknown = sorted(set(given.get("fields") or {}) - {spec["name"] for spec in version.fields})
+    if unknown:
+        raise MappingInvalid({f"mapping.fields.{name}": ["Unknown field for this template."] for name in unknown})
+    sheet = parsing.read(data, parsing.Options("csv", **(options or {})))
+    effective = default_mapping(version, sheet.headers, saved_mapping(workspace.id, template.id))
+    for part in ("fields", "settings"):
+        effective[part].update(given.get(part) or {})
+    problems = mapping_problems(version, sheet.headers, effective)
+    if problems:
+        raise MappingInvalid({"mapping": problems})
+    run = BulkRun(workspace_id=workspace.id, user_id=user.id, template_id=template.id,
+                  template_version_id=version.id, status="draft", filename=(filename or "upload")[:200],
+                  source=data, options=sheet.options.as_dict(), columns=sheet.headers, mapping=effective)
+    db.session.add(run)
+    db.session.flush()
+    check = check_rows(run, sheet, user.id, redo_done=redo_done, previews=False)
+    errors: dict[str, list[str]] = {}
+    for bad in check.invalid:
+        named = [m for messages in bad.field_errors.values() for m in messages]
+        errors.update({f"row {bad.line}.{name}": messages for name, messages in bad.field_errors.items()})
+        if [m for m in bad.errors if m not in named]:
+            errors[f"row {bad.line}"] = [m for m in bad.errors if m not in named]
+    if errors:
+        db.session.rollback()
+        raise RowsInvalid(errors)
+    _remember(workspace.id, template.id, effective)
+    if on_record is not None:
+        on_record(run)
+    start_run(run, user, only_fitting=only_fitting, redo_done=redo_done)
+    return run
+
+
 def pause(run: BulkRun) -> bool:
     """Stop handing out rows; rows already running finish, queued ones go back to pending."""
     moved = rowcount(db.session.execute(update(BulkRun).where(BulkRun.id == run.id, BulkRun.status == "running")

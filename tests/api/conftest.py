@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from app.extensions import db
 
@@ -87,6 +87,37 @@ def counts(app) -> dict:
         return {name: db.session.scalar(select(db.func.count()).select_from(model))
                 for name, model in (("generations", Generation), ("charges", QuotaCharge),
                                     ("links", ApiGeneration), ("idempotency", IdempotencyRecord))} | {"reserved": reserved}
+
+
+@pytest.fixture
+def run_bulk_worker(app):
+    from rq import Queue, SimpleWorker
+
+    def run() -> None:
+        with app.app_context():
+            redis = app.extensions["redis"]
+            queues = [Queue(app.config["RQ_QUEUE"], connection=redis),
+                      Queue(app.config["BULK_QUEUE"], connection=redis)]
+            SimpleWorker(queues, connection=redis).work(burst=True, with_scheduler=False)
+    return run
+
+
+def bulk_counts(app) -> dict:
+    """Bulk rows that a refused request must not have written (drafts and remembered mappings included)."""
+    from app.api.models import IdempotencyRecord
+    from app.bulk.models import BulkMapping, BulkRow, BulkRun
+    from app.quota.models import QuotaLedger
+    with app.app_context():
+        reserved = db.session.scalar(select(func.coalesce(func.sum(QuotaLedger.reserved), 0)))
+        return {name: db.session.scalar(select(func.count()).select_from(model))
+                for name, model in (("runs", BulkRun), ("rows", BulkRow), ("mappings", BulkMapping),
+                                    ("idempotency", IdempotencyRecord))
+                } | {"reserved": reserved}
+
+
+@pytest.fixture
+def bulk_key(api):
+    return api.make_key(scopes=("bulk",))
 
 
 # A real worker pool in a subprocess, for tests where the request itself waits for the job (?wait=,

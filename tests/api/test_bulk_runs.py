@@ -5,42 +5,13 @@ from __future__ import annotations
 import csv
 import io
 
-import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from app.extensions import db
+from tests.api.conftest import bulk_counts
 
 ROWS = [{"product": "Mug", "features": "Stoneware, 350 ml", "tone": "friendly", "variants": 1},
         {"product": "Teapot", "features": "Cast iron, 1 l", "variants": 2}]
-
-
-@pytest.fixture
-def run_bulk_worker(app):
-    from rq import Queue, SimpleWorker
-
-    def run() -> None:
-        with app.app_context():
-            redis = app.extensions["redis"]
-            queues = [Queue(app.config["RQ_QUEUE"], connection=redis),
-                      Queue(app.config["BULK_QUEUE"], connection=redis)]
-            SimpleWorker(queues, connection=redis).work(burst=True, with_scheduler=False)
-    return run
-
-
-def bulk_counts(app) -> dict:
-    from app.api.models import IdempotencyRecord
-    from app.bulk.models import BulkRow, BulkRun
-    from app.quota.models import QuotaLedger
-    with app.app_context():
-        reserved = db.session.scalar(select(func.coalesce(func.sum(QuotaLedger.reserved), 0)))
-        return {name: db.session.scalar(select(func.count()).select_from(model))
-                for name, model in (("runs", BulkRun), ("rows", BulkRow), ("idempotency", IdempotencyRecord))
-                } | {"reserved": reserved}
-
-
-@pytest.fixture
-def bulk_key(api):
-    return api.make_key(scopes=("bulk",))
 
 
 def test_create_follow_and_download(api, app, bulk_key, run_bulk_worker):

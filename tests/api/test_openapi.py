@@ -32,7 +32,7 @@ def test_the_document_is_openapi_3_1_and_has_every_endpoint(client):
         "/api/v1/templates", "/api/v1/templates/{slug}", "/api/v1/generations", "/api/v1/generations/{generation_id}",
         "/api/v1/generations/{generation_id}/stream", "/api/v1/variants/{variant_id}/favourite",
         "/api/v1/variants/{variant_id}/rating", "/api/v1/variants/{variant_id}/text", "/api/v1/usage",
-        "/api/v1/bulk-runs", "/api/v1/bulk-runs/{run_id}", "/api/v1/bulk-runs/{run_id}/results.csv",
+        "/api/v1/bulk-runs", "/api/v1/bulk-runs/upload", "/api/v1/bulk-runs/{run_id}", "/api/v1/bulk-runs/{run_id}/results.csv",
         "/api/v1/bulk-runs/{run_id}/results.xlsx", "/api/v1/webhook-endpoints", "/api/v1/webhook-endpoints/{endpoint_id}",
         "/api/v1/webhook-endpoints/{endpoint_id}/deliveries",
         "/api/v1/webhook-endpoints/{endpoint_id}/deliveries/{delivery_id}/redeliver"}
@@ -74,4 +74,4 @@ def test_schemathesis_against_the_running_app(api, app, live_app, worker_process
                                    headers={"Authorization": f"Bearer {key}"}, timeout=90)
 
         check()
-    assert len(tested) == 20, tested
+    assert len(tested) == 21, tested
