@@ -80,6 +80,7 @@ def bulk_runs_create(body: dict):
     try:
         run = bulk.start_from_rows(g.api_workspace, g.api_user, template, body["rows"],
                                    only_fitting=body["only_fitting"], redo_done=body["redo_done"], on_record=record)
+        db.session.commit()
     except bulk.RowsInvalid as exc:
         db.session.rollback()
         raise Problem("validation-failed", str(exc), errors=exc.errors) from exc
@@ -97,6 +98,7 @@ def bulk_runs_create(body: dict):
     run = required(db.session.get(BulkRun, run.id), f"bulk run {run.id}")
     document = schemas.BulkRunSchema().dumps(run_doc(run))
     guard.store(202, document, created["location"])
+    db.session.commit()
     return current_app.response_class(document, status=202, mimetype="application/json",
                                       headers={"Location": created["location"]})
 

@@ -393,6 +393,7 @@ def _variant_action(variant_id: int, apply) -> object:
         return guard.after_conflict()
     document = schemas.GenerationSchema().dumps(generation_doc(_generation_or_404(variant.generation_id)))
     guard.store(200, document)
+    db.session.commit()
     return current_app.response_class(document, status=200, mimetype="application/json")
 
 

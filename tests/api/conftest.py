@@ -35,6 +35,7 @@ class ApiWorld:
             actor = db.session.get(User, charge_user_id or self.owner_id)
             made = keys.create(workspace, actor, name="test key", scopes=list(scopes),
                                charge_user_id=charge_user_id or self.owner_id, expires_at=expires_at)
+            db.session.commit()
             return made.secret
 
     def stranger_key(self, make_user) -> str:
