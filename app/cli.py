@@ -18,6 +18,7 @@ def register_cli(app: Flask) -> None:
         from app.catalog.services import seed_templates
         seed_plans()
         counts = seed_templates()
+        db.session.commit()
         click.echo(f"templates: {counts['created']} created, {counts['updated']} updated, "
                    f"{counts['unchanged']} unchanged")
 
@@ -31,7 +32,7 @@ def register_cli(app: Flask) -> None:
             services.sign_up(DEMO_EMAIL, DEMO_PASSWORD)
         elif not memberships_of(user):  # e.g. they left or deleted their workspace
             create_personal_workspace(user)
-            db.session.commit()
+        db.session.commit()
         click.echo(f"demo login: {DEMO_EMAIL} / {DEMO_PASSWORD}")
 
     @app.cli.command("recover")
@@ -64,6 +65,7 @@ def register_cli(app: Flask) -> None:
             raise click.ClickException(str(exc)) from exc
         except Exception as exc:  # NoResultFound: an unknown id
             raise click.ClickException(f"no workspace {workspace_id}") from exc
+        db.session.commit()
         click.echo(f"{workspace.name}: {workspace.seats} seats x {workspace.generations_per_seat} generations "
                    f"({workspace.plan})")
 
@@ -100,6 +102,7 @@ def register_cli(app: Flask) -> None:
             if len(password) < 8:
                 raise click.ClickException("the password needs at least 8 characters")
             user = services.sign_up(email, password)
+            db.session.commit()
             click.echo(f"created {user.email}")
         elif not admin:
             raise click.ClickException(f"{user.email} already exists")
@@ -109,4 +112,5 @@ def register_cli(app: Flask) -> None:
             except AdminError:
                 click.echo(f"{user.email} is already a site admin")
             else:
+                db.session.commit()
                 click.echo(f"{user.email} is now a site admin")

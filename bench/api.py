@@ -32,6 +32,7 @@ with app.app_context():
     teams.set_seats(workspace_id, 1, generations_per_seat=10000, plan="business")
     made = keys.create(db.session.get(Workspace, workspace_id), user, name="bench", scopes=["generate", "read"],
                        charge_user_id=user.id, expires_at=None)
+    db.session.commit()
     print(made.secret)
 """
 

@@ -146,6 +146,7 @@ def pages_while_hostile_previews(hostile_users: int = 7, seconds: float = 8.0) -
             seed_templates()
             for n in range(hostile_users + 1):
                 accounts.sign_up(f"user{n}@example.com", "correct-horse-battery")
+            db.session.commit()
             db.session.remove()
 
         def client(n: int):

@@ -382,6 +382,7 @@ def main() -> int:
                 upgrade(directory=str(ROOT / "migrations"))
                 seed_templates()
                 seed_plans()
+                db.session.commit()
                 db.session.remove()
             log(f"seeding {total:,} generations ({VARIANTS} variants each) across {WORKSPACES} workspaces")
             seeded = seed(app, url, total)

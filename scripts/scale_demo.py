@@ -292,6 +292,7 @@ def main() -> int:
         emails = [f"scale{i}@example.com" for i in range(args.users)]
         for email in emails:
             accounts.sign_up(email, PASSWORD)
+        db.session.commit()
         db.session.remove()
     form = form_data(app, "x-post", args.variants)
 

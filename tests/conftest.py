@@ -150,6 +150,7 @@ def app(make_app):
         seed_templates()
         from app.billing.services import seed_plans
         seed_plans()
+        db.session.commit()
         db.session.remove()
     app.extensions["catalogue_snapshot"] = _catalogue_snapshot(app)
     import workers
@@ -280,6 +281,7 @@ def run_worker(app):
 @pytest.fixture
 def make_user(app):
     from app.auth import services
+    from app.extensions import db
 
     counter = {"n": 0}
 
@@ -287,6 +289,7 @@ def make_user(app):
         counter["n"] += 1
         with app.app_context():
             user = services.sign_up(email or f"user{counter['n']}@example.com", password)
+            db.session.commit()
             return user.id
 
     return make
@@ -324,6 +327,7 @@ class Team:
             self.workspace_id = db.session.scalars(
                 select(Membership.workspace_id).where(Membership.user_id == owner_id)).one()
             teams.set_seats(self.workspace_id, 5, generations_per_seat=10, plan="pro")
+            db.session.commit()
         self.client("owner@example.com")
 
     def client(self, address: str, password: str = "correct-horse-battery"):

@@ -63,8 +63,11 @@ def run_once(app: Flask) -> Round | None:
                 # A test run's job cannot outlive 2 x JOB_TIMEOUT + 60 s: older ones were lost.
                 lost_after = 2 * app.config["JOB_TIMEOUT"] + 60
                 from app.bulk import tasks as bulk_tasks
-                return Round(outbox.sweep(), recovery.recover(), recover_stale_test_runs(lost_after),
-                             webhook_attempts=webhooks.sweep_due(),  # webhook retries that are due
+                delivered, recovered = outbox.sweep(), recovery.recover()
+                test_runs_refunded = recover_stale_test_runs(lost_after)
+                webhook_attempts = webhooks.sweep_due()  # webhook retries that are due
+                db.session.commit()  # the round owns the transaction: the retries' jobs are enqueued after it
+                return Round(delivered, recovered, test_runs_refunded, webhook_attempts=webhook_attempts,
                              bulk_rows_reconciled=bulk_tasks.recover())
             finally:
                 db.session.remove()

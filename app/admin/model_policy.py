@@ -65,7 +65,7 @@ def as_text(models: dict[str, int]) -> str:
 
 
 def save(models: dict[str, int], actor: User | None) -> None:
-    """Store the allow-list (audited, committed); an empty list leaves only the site default."""
+    """Store the allow-list (audited; the caller commits); an empty list leaves only the site default."""
     settings.put(WORKSPACE_MODELS, json.dumps(list(models.items())) if models else None, actor)
 
 

@@ -74,9 +74,8 @@ def error_summary(job: Job) -> str:
 
 
 def requeue(redis: Redis, name: str, job: Job, actor: User) -> None:
-    """Put a failed job back on its queue (audited)."""
+    """Put a failed job back on its queue (audited; the caller commits)."""
     audit.record(actor, "job.requeue", "job", job.id, {"queue": name, "status": "failed",
                                                       "error": error_summary(job)[:500]}, {"status": "queued"})
     db.session.flush()
     FailedJobRegistry(queue=Queue(name, connection=redis)).requeue(job.id)
-    db.session.commit()

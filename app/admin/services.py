@@ -87,7 +87,6 @@ def set_suspended(actor: User, user: User, suspended: bool) -> None:
     if suspended:
         sessions.end_all(user)
     audit.record(actor, "user.suspend" if suspended else "user.reactivate", "user", user.id, before, _state(user))
-    db.session.commit()
 
 
 def set_site_admin(actor: User | None, user: User, admin: bool) -> None:
@@ -99,7 +98,6 @@ def set_site_admin(actor: User | None, user: User, admin: bool) -> None:
     before = _state(user)
     user.is_site_admin = admin
     audit.record(actor, "user.grant_admin" if admin else "user.revoke_admin", "user", user.id, before, _state(user))
-    db.session.commit()
 
 
 def billing_enabled() -> bool:
@@ -114,7 +112,8 @@ def _sizing(workspace: Workspace) -> dict:
 
 def size_workspace(actor: User, workspace_id: int, *, plan: str, seats: int, generations_per_seat: int,
                    force: bool = False) -> Workspace:
-    """Set plan, seats and generations per seat by hand (only while billing is off)."""
+    """Set plan, seats and generations per seat by hand (only while billing is off), audited in the
+    caller's transaction."""
     if billing_enabled():
         raise AdminError("Billing is on: plans and seats follow the Stripe subscription.")
     from app.billing.services import plan as find_plan
@@ -123,11 +122,8 @@ def size_workspace(actor: User, workspace_id: int, *, plan: str, seats: int, gen
     workspace = required(db.session.get(Workspace, workspace_id), f"workspace {workspace_id}")
     before = _sizing(workspace)
     try:
-        workspace = teams.set_seats(workspace_id, seats, generations_per_seat, plan.strip() or None, force,
-                                    commit=False)
+        workspace = teams.set_seats(workspace_id, seats, generations_per_seat, plan.strip() or None, force)
     except teams.TeamError as exc:
-        db.session.rollback()
         raise AdminError(str(exc)) from exc
     audit.record(actor, "workspace.size", "workspace", workspace.id, before, _sizing(workspace))
-    db.session.commit()
     return workspace

@@ -21,7 +21,7 @@ def get(key: str) -> str | None:
 
 
 def put(key: str, value: str | None, actor: User | None) -> None:
-    """Set (or, with None/empty, clear) a setting, audited, and commit."""
+    """Set (or, with None/empty, clear) a setting, audited; the caller commits."""
     row = db.session.get(SiteSetting, key)
     before = row.value if row is not None else None
     value = (value or "").strip() or None
@@ -34,7 +34,6 @@ def put(key: str, value: str | None, actor: User | None) -> None:
     else:
         row.value = value
     audit.record(actor, "settings.change", "setting", key, {"value": before}, {"value": value})
-    db.session.commit()
 
 
 def default_model() -> str:

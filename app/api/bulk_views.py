@@ -82,7 +82,7 @@ def _start(slug: str, start: Callable[[Template, Callable[[BulkRun], None]], Bul
 
     try:
         run = start(template, record)
-        db.session.commit()  # start_run commits today; the view owns the transaction either way
+        db.session.commit()  # the view owns the transaction: the services flush
     except (bulk.RowsInvalid, bulk.MappingInvalid) as exc:
         db.session.rollback()
         raise Problem("validation-failed", str(exc), errors=exc.errors) from exc
@@ -100,6 +100,7 @@ def _start(slug: str, start: Callable[[Template, Callable[[BulkRun], None]], Bul
     run = required(db.session.get(BulkRun, run.id), f"bulk run {run.id}")
     document = schemas.BulkRunSchema().dumps(run_doc(run))
     guard.store(202, document, created["location"])
+    db.session.commit()
     return current_app.response_class(document, status=202, mimetype="application/json",
                                       headers={"Location": created["location"]})
 

@@ -55,7 +55,8 @@ def _digest(stream) -> str:
 
 class Guard:
     """One POST's idempotency: `replay()` first, `claim()` inside the effect's transaction,
-    `store()` after it committed."""
+    `store()` after it committed. The view owns the transaction: it commits the effect (with the
+    claim), and again after `store()`."""
 
     def __init__(self, api_key):
         self.api_key_id = api_key.id
@@ -76,9 +77,10 @@ class Guard:
             return None
         found = self._find()
         if found is not None and found.expires_at <= utcnow():
+            # Swept lazily, in the request's transaction: a request refused after this keeps the rows
+            # for the next one to sweep.
             db.session.execute(delete(IdempotencyRecord).where(
                 IdempotencyRecord.api_key_id == self.api_key_id, IdempotencyRecord.expires_at <= utcnow()))
-            db.session.commit()
             return None
         if found is None:
             return None
@@ -107,12 +109,11 @@ class Guard:
         db.session.add(self.record)
 
     def store(self, status: int, body: str, location: str | None = None) -> None:
-        """Keep the response for replays (after the effect committed)."""
+        """Keep the response for replays (after the effect committed); the caller commits it."""
         if self.record is None:
             return
         record = required(db.session.get(IdempotencyRecord, self.record.id), "idempotency record")
         record.status_code, record.response_body, record.location = status, body, location
-        db.session.commit()
 
     def after_conflict(self) -> Response:
         """The effect's commit lost the race for this key: answer as the winner would be replayed."""

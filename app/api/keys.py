@@ -22,7 +22,7 @@ from sqlalchemy import select, update
 from app.admin import audit
 from app.api.models import SCOPES, ApiKey
 from app.auth.models import User
-from app.core import utcnow
+from app.core import commit_step, utcnow
 from app.extensions import db
 from app.workspaces.models import Membership, Workspace
 
@@ -69,7 +69,7 @@ def keys_of(workspace_id: int) -> list[ApiKey]:
 
 def create(workspace: Workspace, actor: User, *, name: str, scopes: list[str], charge_user_id: int,
            expires_at: datetime | None) -> NewKey:
-    """Make a key; the audit entry is written in the same transaction."""
+    """Make a key; the audit entry is written in the same transaction, which the caller commits."""
     name = (name or "").strip()
     if not name or len(name) > NAME_MAX:
         raise KeyError_(f"Give the key a name of 1 to {NAME_MAX} characters.")
@@ -92,18 +92,16 @@ def create(workspace: Workspace, actor: User, *, name: str, scopes: list[str], c
     db.session.add(key)
     db.session.flush()
     audit.record(actor, "api_key.create", "api_key", key.id, after=key.audit_state())
-    db.session.commit()
     return NewKey(key, secret)
 
 
 def revoke(key: ApiKey, actor: User) -> None:
-    """Revoke at once (the next request with it is refused); audited."""
+    """Revoke at once (the next request with it is refused, once the caller commits); audited."""
     if key.revoked_at is not None:
         return
     before = key.audit_state()
     key.revoked_at = utcnow()
     audit.record(actor, "api_key.revoke", "api_key", key.id, before=before, after=key.audit_state())
-    db.session.commit()
 
 
 def authenticate(header: str | None) -> ApiKey:
@@ -133,17 +131,19 @@ def authenticate(header: str | None) -> ApiKey:
 def note_use(key, address: str | None) -> None:
     """Record when and from where a key was last used, at most once a minute per key (and address).
 
-    In a transaction of its own, begun after the request's work ended: its first statement is the
-    write, so on SQLite it waits its turn for the lock like any writer. Never fails the response.
+    In a transaction of its own, begun after the request's work ended: the view committed what it
+    keeps, so whatever is left (a refused request's writes) is rolled back, never committed here. Its
+    first statement is the write, so on SQLite it waits its turn for the lock like any writer. Never
+    fails the response.
     """
     now = utcnow()
     if key.last_used_at is not None and now - key.last_used_at < LAST_USED_EVERY and key.last_used_ip == address:
         return
     try:
-        db.session.commit()
+        db.session.rollback()
         db.session.execute(update(ApiKey).where(ApiKey.id == key.id).values(last_used_at=now,
                                                                             last_used_ip=(address or "")[:64]))
-        db.session.commit()
+        commit_step("the key's last use: a unit of its own, after the request's")
     except Exception:
         db.session.rollback()
         log.warning("could not record the last use of API key %s", key.id, exc_info=True)

@@ -50,6 +50,7 @@ def index():
         except keys.KeyError_ as exc:
             flash(str(exc), "error")
             return _page(form, 422)
+        db.session.commit()
         # Shown once, in this response only (never stored, never in a redirect or flash cookie).
         return _page(_form(), 201, new_secret=made.secret)
     return _page(form, 422 if form.is_submitted() else 200)
@@ -63,5 +64,6 @@ def revoke(key_id: int):
     if key is None:
         abort(404)
     keys.revoke(key, current_user)
+    db.session.commit()
     flash(f"Key “{key.name}” revoked; requests with it are refused from now on.", "info")
     return redirect(url_for("apikeys.index"))

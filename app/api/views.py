@@ -280,7 +280,10 @@ def generations_create(body: dict, wait: int = 0):
             workspace=g.api_workspace, user=g.api_user, template=template, values=values, tone=body["tone"],
             language=body["language"], variant_count=variants, creativity=body["creativity"], brand_voice=voice,
             on_record=record)
+        generation_id = generation.id  # read before the commit expires it: no transaction after it
+        db.session.commit()
     except quota.QuotaExceeded as exc:
+        db.session.rollback()
         raise _quota_problem(exc) from exc
     except services.NoSeat as exc:
         raise Problem("no-seat", "The member this key charges has no seat on the workspace's plan. "
@@ -296,7 +299,7 @@ def generations_create(body: dict, wait: int = 0):
         raise Problem("template-refused", detail) from exc
     except IntegrityError:
         return guard.after_conflict()
-    generation_id, location, document = generation.id, created["location"], created["document"]
+    location, document = created["location"], created["document"]
     status = 202
     if wait:
         _wait_for_end(generation_id, wait)
@@ -407,6 +410,7 @@ def _variant_action(variant_id: int, apply) -> object:
         return guard.after_conflict()
     document = schemas.GenerationSchema().dumps(generation_doc(_generation_or_404(variant.generation_id)))
     guard.store(200, document)
+    db.session.commit()
     return current_app.response_class(document, status=200, mimetype="application/json")
 
 

@@ -33,7 +33,7 @@ def find_by_email(email: str) -> User | None:
 
 
 def sign_up(email: str, password: str, *, personal_workspace: bool = True) -> User:
-    """Create the account and its personal Free workspace in one transaction.
+    """Create the account and its personal Free workspace (flushed: the caller commits).
 
     Someone signing up through an invitation joins that workspace instead (personal_workspace=False):
     an empty personal workspace would only sit in their switcher. Teams' invitation view gives them
@@ -44,15 +44,14 @@ def sign_up(email: str, password: str, *, personal_workspace: bool = True) -> Us
         raise EmailTaken(email)
     user = User(email=email)
     user.set_password(password)
-    db.session.add(user)
     try:
-        db.session.flush()
-        if personal_workspace:
-            create_personal_workspace(user)
-        db.session.commit()
+        with db.session.begin_nested():  # a racing sign-up with this email undoes only this insert
+            db.session.add(user)
     except IntegrityError as exc:
-        db.session.rollback()
         raise EmailTaken(email) from exc
+    if personal_workspace:
+        create_personal_workspace(user)
+        db.session.flush()
     return user
 
 
@@ -96,8 +95,8 @@ def user_for_reset_token(token: str) -> User:
 
 
 def reset_password(user: User, password: str) -> None:
-    """Set the new password and end every login session of the account (remember-me cookies too)."""
+    """Set the new password and end every login session of the account (remember-me cookies too);
+    the caller commits."""
     from app.auth import sessions
     user.set_password(password)
     sessions.end_all(user)
-    db.session.commit()

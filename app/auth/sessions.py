@@ -50,9 +50,9 @@ def lifetime() -> timedelta:
 
 
 def start(user: User, *, remember: bool, user_agent: str = "") -> None:
-    """Record a new login of this user and give the object its identity (commits).
+    """Record a new login of this user and give the object its identity (flushed: the caller commits).
 
-    The caller then hands the user to Flask-Login's `login_user`, which stores the identity.
+    The caller then commits and hands the user to Flask-Login's `login_user`, which stores the identity.
     Expired rows of every user are deleted on the way, so the table holds live logins only.
     """
     now = utcnow()
@@ -62,7 +62,7 @@ def start(user: User, *, remember: bool, user_agent: str = "") -> None:
     row = LoginSession(user_id=user.id, key_hash=_hash(key), remember=remember, user_agent=printable[:200],
                        created_at=now, expires_at=now + lifetime())
     db.session.add(row)
-    db.session.commit()
+    db.session.flush()  # its id names this login on the account page
     user.login_identity, user.login_session_id = f"{user.id}:{key}", row.id
 
 

@@ -15,8 +15,11 @@ bp = Blueprint("auth", __name__)
 
 
 def log_in(user, remember: bool = False) -> None:
-    """Start a server-side login session for this browser and set Flask-Login's cookies."""
+    """Start a server-side login session for this browser and set Flask-Login's cookies.
+
+    Commits the request's work with it (a sign-up is the account and its first login, together)."""
     sessions.start(user, remember=remember, user_agent=request.headers.get("User-Agent", ""))
+    db.session.commit()
     login_user(user, remember=remember)
     session.pop("workspace_id", None)
 
@@ -119,6 +122,7 @@ def reset(token: str):
     form = ResetPasswordForm()
     if form.validate_on_submit():
         services.reset_password(user, form.password.data)
+        db.session.commit()
         throttle.forget_account(user.email)
         flash("Your password is changed. Log in with the new one.", "success")
         return redirect(url_for("auth.login"))

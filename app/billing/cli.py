@@ -29,6 +29,7 @@ def sync_command(workspace_id: int | None) -> None:
         if workspace is None:  # deleted since the query above
             click.echo(f"{customer}: no workspace")
             continue
+        db.session.commit()
         click.echo(f"{customer}: workspace {workspace.id} {workspace.plan} x {workspace.seats} "
                    f"({workspace.subscription_status or 'no subscription'})")
     if workspace_id:

@@ -15,7 +15,7 @@ from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
-from app.core import required, utcnow
+from app.core import commit_step, required, utcnow
 from app.billing import gateway
 from app.billing.models import FEATURES, Plan
 from app.extensions import db
@@ -46,7 +46,7 @@ def plan_definitions(config) -> list[dict]:
 
 
 def seed_plans() -> None:
-    """Create or update the plans; price ids come from settings (test or live mode)."""
+    """Create or update the plans; price ids come from settings (test or live mode). The caller commits."""
     for data in plan_definitions(current_app.config):
         unknown = set(data["features"]) - set(FEATURES)
         if unknown:
@@ -57,7 +57,6 @@ def seed_plans() -> None:
             db.session.add(plan)
         for key, value in data.items():
             setattr(plan, key, value)
-    db.session.commit()
 
 
 def plans() -> list[Plan]:
@@ -159,7 +158,7 @@ def workspace_for_customer(customer_id: str) -> Workspace | None:
 def sync(customer_id: str) -> Workspace | None:
     """Re-fetch the customer's subscriptions and store what they grant now.
 
-    Returns None for a customer we do not know (nothing is written).
+    Returns None for a customer we do not know (nothing is written). The caller commits.
     """
     workspace = workspace_for_customer(customer_id)
     if workspace is None:
@@ -184,14 +183,17 @@ def sync(customer_id: str) -> Workspace | None:
     workspace.subscribed_seats = int(item["quantity"]) if item else None
     workspace.cancel_at_period_end = bool(subscription and subscription.get("cancel_at_period_end"))
     workspace.billing_synced_at = now
-    db.session.commit()
     log.info("billing sync %s: workspace %s -> %s x %s (%s%s)", customer_id, workspace.id, grant.plan,
              grant.seats, status, f", {grant.note}" if grant.note else "")
     return workspace
 
 
 def enforce_grace(workspace: Workspace) -> bool:
-    """Downgrade a past-due workspace whose grace period ran out (no webhook needed)."""
+    """Downgrade a past-due workspace whose grace period ran out (no webhook needed).
+
+    Runs before the request's view (app/web.py, the API's key check) and commits the downgrade as a
+    step of its own: it stands whatever the request does next, a GET included, which commits nothing.
+    """
     if workspace.subscription_status != "past_due" or workspace.past_due_since is None:
         return False
     grace = timedelta(days=current_app.config["BILLING_GRACE_DAYS"])
@@ -200,7 +202,7 @@ def enforce_grace(workspace: Workspace) -> bool:
     _apply_grant(workspace, Grant(FREE, required(plan(FREE), f"plan {FREE!r}").min_seats, None, None, "past_due",
                                    "grace over"))
     try:
-        db.session.commit()
+        commit_step("a grace downgrade stands whatever the request does next")
     except OperationalError:  # SQLite: a GET's read-only transaction lost a race; the next request retries
         db.session.rollback()
         return False

@@ -30,6 +30,7 @@ def _apply(event_id: str) -> str:
         db.session.commit()
         return event.status
     workspace = services.sync(event.customer_id)
+    db.session.commit()  # what Stripe grants now, whatever happens to the event below
     event = db.session.get(StripeEvent, event_id)
     if event is None:  # deleted while the subscription was synced
         return "skipped"

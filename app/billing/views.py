@@ -123,6 +123,7 @@ def success():
     if session["customer"] != g.workspace.stripe_customer_id:
         abort(404)
     services.sync(session["customer"])
+    db.session.commit()
     db.session.refresh(g.workspace)
     return render_template("billing/success.html", current=services.current_plan(g.workspace))
 
@@ -192,6 +193,7 @@ def change_seats():
                              item_id=g.workspace.stripe_subscription_item_id, seats=seats,
                              attempt=(request.form.get("attempt") or "")[:32])
         services.sync(g.workspace.stripe_customer_id)
+        db.session.commit()
     except stripe.StripeError:
         flash(STRIPE_DOWN, "error")
         return _page(502)

@@ -102,7 +102,7 @@ def create_draft(workspace: Workspace, user: User, template: Template, filename:
                   filename=(filename or "upload")[:200], source=data, options=sheet.options.as_dict(),
                   columns=sheet.headers)
     db.session.add(run)
-    db.session.commit()
+    db.session.flush()
     return run
 
 
@@ -123,7 +123,6 @@ def set_options(run: BulkRun, options: dict[str, Any]) -> parsing.Sheet:
     if sheet.headers != run.columns:
         run.mapping = None
     run.columns = sheet.headers
-    db.session.commit()
     return sheet
 
 
@@ -195,7 +194,6 @@ def set_mapping(run: BulkRun, mapping: dict[str, Any]) -> list[str]:
         return problems
     run.mapping = mapping
     _remember(run.workspace_id, run.template_id, mapping)
-    db.session.commit()
     return []
 
 
@@ -439,7 +437,6 @@ def start_run(run: BulkRun, user: User, *, only_fitting: bool, redo_done: bool) 
     for start in range(0, len(records), 1000):
         db.session.execute(insert(BulkRow), records[start:start + 1000])
     pump(run.workspace_id)
-    db.session.commit()
     return len(chosen)
 
 
@@ -566,7 +563,6 @@ def pause(run: BulkRun) -> bool:
     """Stop handing out rows; rows already running finish, queued ones go back to pending."""
     moved = rowcount(db.session.execute(update(BulkRun).where(BulkRun.id == run.id, BulkRun.status == "running")
                                .values(status="paused", message=None)))
-    db.session.commit()
     return bool(moved)
 
 
@@ -575,7 +571,6 @@ def resume(run: BulkRun) -> bool:
                                .values(status="running", message=None)))
     if moved:
         pump(run.workspace_id)
-    db.session.commit()
     return bool(moved)
 
 
@@ -591,7 +586,6 @@ def cancel(run: BulkRun) -> int:
                                    .values(status="skipped", note="Cancelled before it started; nothing charged.",
                                            updated_at=utcnow())))
     maybe_finish(run.id)
-    db.session.commit()
     return cancelled
 
 
@@ -608,7 +602,6 @@ def retry_failed(run: BulkRun) -> int:
                        .values(status="running" if run.status != "paused" else "paused", finished_at=None,
                                message=None))
     pump(run.workspace_id)
-    db.session.commit()
     return count
 
 

@@ -106,6 +106,7 @@ def _run_row(row_id: int) -> str:
     except PromptError as exc:
         return _fail_row(row_id, run, f"This row's prompt could not be prepared: {exc}")
     generation_id = generation.id
+    db.session.commit()  # the generation and its reservation, before the generation's job runs
 
     from app.generation.tasks import run_generation
     result = run_generation(generation_id)

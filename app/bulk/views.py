@@ -79,6 +79,7 @@ def upload(slug: str):
             flash(str(exc), "error")
             status = 422
         else:
+            db.session.commit()
             return redirect(url_for("bulk.mapping", run_id=run.id))
     elif form.is_submitted():
         status = 422
@@ -115,6 +116,7 @@ def mapping(run_id: int):
             options["header_row"] = max(0, min(options["header_row"], parsing.HEADER_SCAN_ROWS * 10))
             try:
                 sheet = services.set_options(run, options)
+                db.session.commit()
                 flash("File read again with your settings; check the columns below.", "success")
             except parsing.SheetError as exc:
                 flash(str(exc), "error")
@@ -123,6 +125,7 @@ def mapping(run_id: int):
             mapping = _mapping_from_form(version)
             problems = services.set_mapping(run, mapping)
             if not problems:
+                db.session.commit()
                 return redirect(url_for("bulk.check", run_id=run.id))
             run.mapping = mapping  # shown back, not stored
             status = 422
@@ -175,6 +178,7 @@ def check(run_id: int):
             flash(str(exc), "error")
             status = 422
         else:
+            db.session.commit()  # the rows' jobs are enqueued after this commit (outbox)
             flash(f"Started: {count} row{'s' if count != 1 else ''} to write.", "success")
             return redirect(url_for("bulk.show", run_id=run.id))
     try:
@@ -252,6 +256,7 @@ def steer(run_id: int, action: str):
             count = services.retry_failed(run)
             flash(f"Retrying {count} failed row{'s' if count != 1 else ''}; only these are charged."
                   if count else "No failed rows to retry.", "success")
+        db.session.commit()
     except services.BulkError as exc:
         flash(str(exc), "error")
     return redirect(url_for("bulk.show", run_id=run.id))

@@ -99,6 +99,7 @@ def _save(scope: Scope, template: Template | None, state: editor_form.EditorStat
             db.session.rollback()
             errors.append(str(exc).removeprefix("template: "))
         else:
+            db.session.commit()
             flash(f"Saved version {number}{' and published it' if state.publish else ''}.", "success")
             return redirect(url_for(f"{scope.bp}.versions", template_id=template.id))
     return _page(scope, template, state, errors, 422)
@@ -242,6 +243,7 @@ def make_blueprint(scope: Scope, url_prefix: str) -> Blueprint:
         except versions.EditorError as exc:
             flash(str(exc), "error")
         else:
+            db.session.commit()
             verb = "Rolled back to" if action == "template.rollback" else "Published"
             flash(f"{verb} version {number}: users now get it.", "success")
         return redirect(url_for(f"{scope.bp}.versions", template_id=template.id))
@@ -255,6 +257,7 @@ def make_blueprint(scope: Scope, url_prefix: str) -> Blueprint:
         except versions.EditorError as exc:
             flash(str(exc), "error")
         else:
+            db.session.commit()
             flash(f"{template.name} is no longer in the catalogue. Publish a version to bring it back.", "info")
         return redirect(url_for(f"{scope.bp}.versions", template_id=template.id))
 

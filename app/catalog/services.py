@@ -88,7 +88,7 @@ def seed_templates(directory: Path = SEED_DIR) -> dict[str, int]:
 
     A template whose file is unchanged is left alone; a changed file adds a new
     version and publishes it (older versions stay, generations keep theirs).
-    Templates taken over by an admin (source != "seed") are never overwritten.
+    Templates taken over by an admin (source != "seed") are never overwritten. The caller commits.
     """
     counts = {"created": 0, "updated": 0, "unchanged": 0}
     for data in load_seed_files(directory):
@@ -126,7 +126,6 @@ def seed_templates(directory: Path = SEED_DIR) -> dict[str, int]:
         db.session.add(version)
         db.session.flush()
         template.published_version_id = version.id
-    db.session.commit()
     return counts
 
 

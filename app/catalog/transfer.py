@@ -126,19 +126,12 @@ def _as_version(template: Template, data: dict[str, Any]):
 
 
 def apply(result: ImportPlan, *, actor: User, publish_now: bool, filename: str) -> dict[str, int]:
-    """Write the plan in one transaction (with its audit entries)."""
+    """Write the plan (with its audit entries) in the caller's transaction: it commits all or nothing."""
     message = f"Imported from {filename}"[:300]
-    try:
-        for data in result.create:
-            versions.create_template(data, author=actor, workspace_id=None, message=message,
-                                     publish_now=publish_now, commit=False)
-        for template, data in result.update:
-            versions.save_version(template, data, author=actor, message=message, publish_now=publish_now,
-                                  commit=False)
-        db.session.commit()
-    except Exception:
-        db.session.rollback()
-        raise
+    for data in result.create:
+        versions.create_template(data, author=actor, workspace_id=None, message=message, publish_now=publish_now)
+    for template, data in result.update:
+        versions.save_version(template, data, author=actor, message=message, publish_now=publish_now)
     return {"created": len(result.create), "updated": len(result.update), "unchanged": len(result.unchanged)}
 
 

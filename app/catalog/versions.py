@@ -163,8 +163,8 @@ def _new_version(template: Template, data: dict[str, Any], author: User | None, 
 
 
 def create_template(raw: dict[str, Any], *, author: User | None, workspace_id: int | None,
-                    message: str = "", publish_now: bool = False, commit: bool = True) -> Template:
-    """A new template with its first version (unpublished unless publish_now)."""
+                    message: str = "", publish_now: bool = False) -> Template:
+    """A new template with its first version (unpublished unless publish_now); the caller commits."""
     data = validate_template_data(raw)
     _check_models(workspace_id, data.get("llm"))
     slug = data["slug"]
@@ -182,14 +182,12 @@ def create_template(raw: dict[str, Any], *, author: User | None, workspace_id: i
                  {"slug": slug, "version": version.number, "workspace_id": workspace_id})
     if publish_now:
         _publish(template, version, author)
-    if commit:
-        db.session.commit()
     return template
 
 
 def save_version(template: Template, raw: dict[str, Any], *, author: User | None, message: str,
-                 publish_now: bool = False, commit: bool = True) -> TemplateVersion:
-    """Every save is a new immutable version; the published one changes only on publish."""
+                 publish_now: bool = False) -> TemplateVersion:
+    """Every save is a new immutable version; the published one changes only on publish. The caller commits."""
     data = validate_template_data({**raw, "slug": template.slug})
     _check_models(template.workspace_id, data.get("llm"))
     before = latest_version(template)
@@ -200,8 +198,6 @@ def save_version(template: Template, raw: dict[str, Any], *, author: User | None
                  {"version": before.number if before else None}, {"version": version.number, "message": version.message})
     if publish_now:
         _publish(template, version, author)
-    if commit:
-        db.session.commit()
     return version
 
 
@@ -228,9 +224,7 @@ def publish(template: Template, version: TemplateVersion, actor: User | None) ->
         raise EditorError(f"Version {version.number} is already published.")
     _check_renders(version)
     _check_models(template.workspace_id, version.llm)
-    action = _publish(template, version, actor)
-    db.session.commit()
-    return action
+    return _publish(template, version, actor)
 
 
 def _check_renders(version: TemplateVersion) -> None:
@@ -251,7 +245,6 @@ def unpublish(template: Template, actor: User | None) -> None:
     template.published_version_id = None
     audit.record(actor, "template.unpublish", "template", template.id, {"published_version": old.number},
                  {"published_version": None})
-    db.session.commit()
 
 
 # --- compare -------------------------------------------------------------------------

@@ -90,7 +90,7 @@ def add_entry(workspace_id: int, user_id: int, kind: str, phrase: str | None, re
                        replacement=replacement)
     db.session.add(entry)
     guide.updated_by_id, guide.updated_at = user_id, utcnow()
-    db.session.commit()
+    db.session.flush()
     return entry
 
 
@@ -101,7 +101,6 @@ def remove_entry(workspace_id: int, user_id: int, entry_id: int) -> None:
     if entry is None:
         raise LookupError(entry_id)
     db.session.delete(entry)
-    db.session.commit()
 
 
 def save_settings(workspace_id: int, user_id: int, *, ai_tells: bool, claims: bool, flag_action: str,
@@ -114,7 +113,6 @@ def save_settings(workspace_id: int, user_id: int, *, ai_tells: bool, claims: bo
     guide.ai_tells_enabled, guide.claims_enabled = ai_tells, claims
     guide.flag_action, guide.max_grade = flag_action, max_grade
     guide.updated_by_id, guide.updated_at = user_id, utcnow()
-    db.session.commit()
     return guide
 
 
@@ -141,7 +139,6 @@ def set_voice_grade(workspace_id: int, user_id: int, brand_voice_id: int, max_gr
     else:
         target.max_grade = max_grade
     ensure_guide(workspace_id, user_id).updated_by_id = user_id
-    db.session.commit()
 
 
 def voice_grades(workspace_id: int) -> dict[int, int]:
@@ -213,5 +210,4 @@ def mark_checked(variant: Variant, user_id: int) -> Variant:
     if not variant.held or variant.checked_at is not None:
         raise NotHeld()
     variant.checked_by_id, variant.checked_at = user_id, utcnow()
-    db.session.commit()
     return variant

@@ -39,9 +39,11 @@ def style_guide():
 
 
 def _save(action, success: str, refused_page):
-    """Run a service change: on success flash and go back to the page; a refusal re-renders it (422)."""
+    """Run a service change and commit it: on success flash and go back to the page; a refusal re-renders
+    it (422), with nothing written."""
     try:
         action()
+        db.session.commit()
     except LookupError:
         abort(404)
     except services.StyleGuideError as exc:
@@ -110,6 +112,7 @@ def mark_checked(variant_id: int):
     variant = variant_in_workspace_or_404(variant_id, g.workspace.id)
     try:
         services.mark_checked(variant, current_user.id)
+        db.session.commit()
     except services.NotHeld:
         pass  # already released (another member, another tab): show the card as it is
     return render_template("generation/_variant.html", variant=variant,

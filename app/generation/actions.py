@@ -10,7 +10,6 @@ from flask import current_app
 from redis.exceptions import RedisError
 from sqlalchemy.orm.attributes import flag_modified
 
-from app.extensions import db
 from app.generation.models import Generation, Variant
 from app.generation.stop import STOPPED_BEFORE_START, request_stop
 from app.generation.streams import GenerationStream
@@ -25,11 +24,10 @@ class StopUnavailable(Exception):
 
 
 def refund(variant: Variant, user_id: int) -> None:
-    """Refund one flagged variant (quota.refund_variant) and commit."""
+    """Refund one flagged variant (quota.refund_variant); the caller commits."""
     if variant.generation.status != "succeeded":
         raise NotRefundable()
     quota.refund_variant(variant, user_id)
-    db.session.commit()
 
 
 def toggle_item_favourite(variant: Variant, index: int) -> bool:
@@ -49,7 +47,6 @@ def toggle_item_favourite(variant: Variant, index: int) -> bool:
         variant.is_favourite = True  # a list with a starred line shows under History's favourites
     variant.favourite_items = starred
     flag_modified(variant, "favourite_items")
-    db.session.commit()
     return True
 
 

@@ -1,10 +1,9 @@
-"""Generation rules: render the prompt, reserve quota, record, enqueue after commit."""
+"""Generation rules: render the prompt, reserve quota, record, enqueue after the caller's commit."""
 from __future__ import annotations
 
 from typing import Any, Callable
 
 from flask import current_app
-from sqlalchemy.orm.attributes import set_committed_value
 
 from app.auth.models import User
 
@@ -67,11 +66,13 @@ def start(*, workspace: Workspace, user: User, template: Template, values: dict[
           version: TemplateVersion | None = None, bulk_row_id: int | None = None, schedule: bool = True,
           knowledge: knowledge_base.Choice | None = None,
           on_record: Callable[[Generation], None] | None = None) -> Generation:
-    """Record a generation, reserve its quota and enqueue its job after commit.
+    """Record a generation, reserve its quota and enqueue its job once the caller commits.
 
     Raises PromptError if the template cannot be rendered, ModelNotAllowed if a
     workspace template's model is no longer allowed, and QuotaExceeded when the
-    user has too few generations left; either way nothing is written.
+    user has too few generations left. The first two write nothing; after QuotaExceeded the
+    caller rolls back (the generation row is flushed by then, and a pooled member's first
+    ledger may be reserved).
     A bulk run row (app/bulk) passes the run's `version`, its `bulk_row_id`, and `schedule=False`:
     its row job on the bulk queue runs the generation itself.
     `on_record(generation)` runs after the row is flushed, inside the same transaction (the API
@@ -120,17 +121,9 @@ def start(*, workspace: Workspace, user: User, template: Template, values: dict[
     db.session.flush()
     if on_record is not None:
         on_record(generation)
-    try:
-        quota.reserve(workspace, user.id, generation.id, variant_count)
-    except quota.QuotaExceeded:
-        db.session.rollback()
-        raise
-    generation_id = generation.id
+    quota.reserve(workspace, user.id, generation.id, variant_count)
     if schedule:
-        schedule_job(generation_id)
-    db.session.commit()
-    # Callers only need the id: keep it loaded so reading it does not start another transaction.
-    set_committed_value(generation, "id", generation_id)
+        schedule_job(generation.id)
     return generation
 
 
@@ -197,7 +190,6 @@ def edit_variant(variant: Variant, text: str) -> None:
     limit = variant.generation.template_version.max_chars
     variant.over_limit = not check(text, fmt, limit).ok
     refresh_search_document(variant.generation)
-    db.session.commit()
 
 
 def delete_variant(variant: Variant) -> int:
@@ -207,5 +199,4 @@ def delete_variant(variant: Variant) -> int:
     db.session.flush()
     db.session.refresh(generation)
     refresh_search_document(generation)
-    db.session.commit()
     return len(generation.variants)

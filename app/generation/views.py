@@ -107,7 +107,10 @@ def write(slug: str):
                 brand_voice=next((v for v in voices if v.id == form.brand_voice.data), None),
                 knowledge=knowledge_choice(form),
             )
+            generation_id = generation.id  # read before the commit expires it: no transaction after it
+            db.session.commit()
         except QuotaExceeded as exc:
+            db.session.rollback()
             flash(_quota_message(exc), "error")
             status = 402
         except services.NoSeat:
@@ -120,7 +123,7 @@ def write(slug: str):
             message, status = _prompt_message(slug, exc)
             flash(message, "error")
         else:
-            return redirect(url_for("generation.show", generation_id=generation.id))
+            return redirect(url_for("generation.show", generation_id=generation_id))
     elif form.is_submitted():
         status = 422
     example = example_for(template)
@@ -297,17 +300,19 @@ def regenerate(generation_id: int):
 def _start_again(start, source: Generation):
     """Regenerate or "more like this": go to the new generation, or back to `source` with why not."""
     try:
-        new = start()
+        new_id = start().id  # read before the commit expires it: no transaction after it
+        db.session.commit()
     except services.TemplateUnavailable:
         return _template_gone()
     except services.NoSeat:
         flash(NO_SEAT_MESSAGE, "error")
     except (QuotaExceeded, ModelNotAllowed) as exc:
+        db.session.rollback()
         flash(_refusal_message(exc), "error")
     except PromptError as exc:
         flash(_prompt_message(source.template.slug, exc)[0], "error")
     else:
-        return htmx_redirect(url_for("generation.show", generation_id=new.id))
+        return htmx_redirect(url_for("generation.show", generation_id=new_id))
     return htmx_redirect(url_for("generation.show", generation_id=source.id))
 
 
@@ -358,6 +363,7 @@ def edit(variant_id: int):
             error = f"The copy can be at most {MAX_VARIANT_CHARS} characters."
         else:
             services.edit_variant(variant, text)
+            db.session.commit()
             return _card(variant)
         return render_template("generation/_variant_edit.html", variant=variant, version=version,
                                text=text, error=error), 422
@@ -371,6 +377,7 @@ def delete(variant_id: int):
     variant = _variant_or_404(variant_id)
     generation_id = variant.generation_id
     left = services.delete_variant(variant)
+    db.session.commit()
     if is_htmx():
         # The last one gone: say so in its place instead of leaving an empty column until a reload.
         if not left:
@@ -396,6 +403,7 @@ def refund(variant_id: int):
     variant = _variant_or_404(variant_id)
     try:
         actions.refund(variant, current_user.id)
+        db.session.commit()
     except actions.NotRefundable:
         message = "Only a variant flagged as not usable (cut off, or over its limit), unedited, can be refunded, once."
         return render_template("partials/_error.html", title="Not refundable", message=message), 422
@@ -411,6 +419,7 @@ def favourite_item(variant_id: int, index: int):
     if not actions.toggle_item_favourite(variant, index):
         return render_template("partials/_error.html", title="No such line",
                                message="Only the lines of a list can be starred; reload the page to see the list."), 422
+    db.session.commit()
     return _card(variant)
 
 

@@ -34,7 +34,7 @@ from rq.job import Job, JobStatus
 from sqlalchemy import delete, event, select, update
 from sqlalchemy.orm import Session
 
-from app.core import AnySession, utcnow
+from app.core import AnySession, commit_step, utcnow
 from app.extensions import db
 from app.outbox.models import OutboxMessage
 
@@ -253,7 +253,7 @@ def sweep(limit: int = 500) -> int:
             settled += 1
         else:
             messages.append(Message(row.id, row.kind, row.target, row.payload))
-    db.session.commit()  # end the read before talking to Redis; expired rows are settled and gone
+    commit_step("the outbox sweep: expired rows settled and the read ended before talking to Redis")
     return settled + (deliver(app, messages) if messages else 0)
 
 

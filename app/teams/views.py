@@ -71,6 +71,7 @@ def invite():
     except teams.TeamError as exc:
         form.email.errors.append(str(exc))
         return _members_page(form, 422)
+    db.session.commit()  # the invitation exists before its link is mailed
     _send_invitation(invitation)
     flash(f"Invitation sent to {invitation.email}.", "success")
     return redirect(url_for("teams.members"))
@@ -86,6 +87,7 @@ def resend(invitation_id: int):
     except teams.TeamError as exc:
         flash(str(exc), "error")
     else:
+        db.session.commit()
         _send_invitation(invitation)
         flash(f"Invitation sent again to {invitation.email}.", "success")
     return redirect(url_for("teams.members"))
@@ -101,6 +103,7 @@ def revoke(invitation_id: int):
     except teams.TeamError as exc:
         flash(str(exc), "error")
     else:
+        db.session.commit()
         flash(f"Invitation for {invitation.email} revoked; its seat is free.", "info")
     return redirect(url_for("teams.members"))
 
@@ -119,6 +122,7 @@ def invitation(token: str):
         if request.method == "POST":
             try:
                 teams.accept(invitation, current_user)
+                db.session.commit()
                 session["workspace_id"] = invitation.workspace_id
             except teams.TeamError as exc:
                 flash(str(exc), "error")
@@ -134,9 +138,10 @@ def invitation(token: str):
             except auth.EmailTaken:
                 flash("An account with this email exists already: log in to accept.", "error")
                 return redirect(url_for("auth.login", next=request.path))
-            log_in(user)
+            log_in(user)  # commits the account and its login: they stand even if the invitation cannot be used
             try:
                 teams.accept(invitation, user)
+                db.session.commit()
                 session["workspace_id"] = invitation.workspace_id
             except teams.TeamError as exc:
                 db.session.rollback()
@@ -165,6 +170,7 @@ def change_role(membership_id: int):
         if not form.validate_on_submit():
             raise teams.TeamError("Choose a role: admin or member.")
         teams.change_role(g.membership, target, role)
+        db.session.commit()
     except teams.TeamError as exc:
         flash(str(exc), "error")
         return _members_page(status=422)
@@ -182,6 +188,7 @@ def set_cap(membership_id: int):
         if not form.validate_on_submit():
             raise teams.TeamError("The cap must be a whole number of 0 or more, or empty for no cap.")
         teams.set_cap(g.membership, target, form.cap.data)
+        db.session.commit()
     except teams.TeamError as exc:
         flash(str(exc), "error")
         return _members_page(status=422)
@@ -197,6 +204,7 @@ def remove(membership_id: int):
     workspace = g.workspace
     try:
         user = teams.remove_member(g.membership, target)
+        db.session.commit()
     except teams.TeamError as exc:
         flash(str(exc), "error")
         return _members_page(status=422)
@@ -211,6 +219,7 @@ def leave():
     name = g.workspace.name
     try:
         teams.leave(g.membership)
+        db.session.commit()
         session.pop("workspace_id", None)
     except teams.TeamError as exc:
         flash(str(exc), "error")
@@ -231,6 +240,7 @@ def transfer():
     target = _target(form.membership_id.data)
     try:
         teams.transfer_ownership(g.membership, target)
+        db.session.commit()
     except teams.TeamError as exc:
         flash(str(exc), "error")
         return _members_page(status=422)
@@ -260,6 +270,7 @@ def settings():
                 teams.set_quota_mode(workspace, mode_form.quota_mode.data)
             else:
                 raise teams.TeamError("Nothing to save.")
+            db.session.commit()
         except teams.TeamError as exc:
             flash(str(exc), "error")
             status = 422
@@ -280,6 +291,7 @@ def delete():
         if not form.validate_on_submit():
             raise teams.TeamError("Type the workspace's name to confirm. Nothing was deleted.")
         teams.delete_workspace(g.workspace, form.confirm_name.data)
+        db.session.commit()
     except teams.TeamError as exc:
         flash(str(exc), "error")
         return redirect(url_for("teams.settings"))

@@ -262,8 +262,9 @@ def next_attempt_after_failure(event_created: datetime, attempts: int, now: date
 def sweep_due(limit: int = 200) -> int:
     """Enqueue the pending attempts that are due (retries, and attempts whose job was lost).
 
-    Runs in the maintenance round. Each is pushed a lease ahead and recorded in the outbox in one commit,
-    so two rounds cannot both schedule it, and its job claims the attempt before sending anyway.
+    Runs in the maintenance round, which commits. Each is pushed a lease ahead and recorded in the outbox
+    in that one commit, so two rounds cannot both schedule it, and its job claims the attempt before
+    sending anyway.
     Events older than WEBHOOK_RETENTION_DAYS (30) go, with their deliveries (the foreign key cascades).
     """
     now = utcnow()
@@ -279,5 +280,4 @@ def sweep_due(limit: int = 200) -> int:
             _schedule(db.session, delivery)
     db.session.execute(delete(WebhookEvent).where(
         WebhookEvent.created_at < now - timedelta(days=current_app.config["WEBHOOK_RETENTION_DAYS"])))
-    db.session.commit()
     return len(due)

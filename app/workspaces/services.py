@@ -3,7 +3,8 @@
 Every rule that a request could break under concurrency (seats, the owner)
 runs with the workspace row locked (SELECT ... FOR UPDATE on PostgreSQL; on
 SQLite every transaction already holds the write lock, see app/db_setup.py).
-Functions raise TeamError with a message for the user and write nothing.
+Functions raise TeamError with a message for the user and write nothing; they never commit:
+the request (or the CLI command) that calls them commits its unit of work.
 """
 from __future__ import annotations
 
@@ -117,14 +118,12 @@ def rename(workspace: Workspace, name: str) -> None:
     if not name:
         raise TeamError("The workspace needs a name.")
     workspace.name = name[:120]
-    db.session.commit()
 
 
 def set_quota_mode(workspace: Workspace, mode: str) -> None:
     if mode not in QUOTA_MODES:
         raise TeamError("Choose per-seat or pooled quotas.")
     workspace.quota_mode = mode
-    db.session.commit()
 
 
 def delete_workspace(workspace: Workspace, typed_name: str) -> None:
@@ -132,7 +131,6 @@ def delete_workspace(workspace: Workspace, typed_name: str) -> None:
     if typed_name.strip() != workspace.name:
         raise TeamError("Type the workspace's name exactly to confirm. Nothing was deleted.")
     db.session.execute(delete(Workspace).where(Workspace.id == workspace.id))
-    db.session.commit()
 
 
 # --- seats -----------------------------------------------------------------------
@@ -157,11 +155,9 @@ def _no_seat_message(workspace: Workspace) -> str:
 
 
 def set_seats(workspace_id: int, seats: int, generations_per_seat: int | None = None,
-              plan: str | None = None, force: bool = False, commit: bool = True) -> Workspace:
-    """Operators' way to size a workspace (until billing does it).
-
-    commit=False lets the admin console write its audit entry in the same transaction.
-    """
+              plan: str | None = None, force: bool = False) -> Workspace:
+    """Operators' way to size a workspace (until billing does it); the caller commits, so the admin
+    console writes its audit entry in the same transaction."""
     workspace = lock(workspace_id)
     if seats < 1:
         raise TeamError("A workspace has at least one seat.")
@@ -175,8 +171,6 @@ def set_seats(workspace_id: int, seats: int, generations_per_seat: int | None = 
         workspace.generations_per_seat = generations_per_seat
     if plan:
         workspace.plan = plan
-    if commit:
-        db.session.commit()
     return workspace
 
 
@@ -232,7 +226,7 @@ def invite(workspace_id: int, inviter: User, email: str, role: str) -> Invitatio
     invitation = Invitation(workspace_id=workspace.id, email=email, role=role, invited_by_id=inviter.id,
                             expires_at=_expiry(), last_sent_at=utcnow())
     db.session.add(invitation)
-    db.session.commit()
+    db.session.flush()  # the link the caller mails carries its id
     return invitation
 
 
@@ -247,14 +241,12 @@ def resend(invitation: Invitation) -> None:
         raise TeamError(_no_seat_message(workspace))
     invitation.expires_at = _expiry()
     invitation.last_sent_at = utcnow()
-    db.session.commit()
 
 
 def revoke(invitation: Invitation) -> None:
     if invitation.accepted_at:
         raise TeamError("This invitation was already accepted; remove the member instead.")
     invitation.revoked_at = invitation.revoked_at or utcnow()
-    db.session.commit()
 
 
 def accept(invitation: Invitation, user: User) -> Membership:
@@ -274,7 +266,7 @@ def accept(invitation: Invitation, user: User) -> Membership:
     membership = Membership(workspace_id=workspace.id, user_id=user.id, role=invitation.role)
     invitation.accepted_at = utcnow()
     db.session.add(membership)
-    db.session.commit()
+    db.session.flush()
     return membership
 
 
@@ -293,7 +285,6 @@ def change_role(actor: Membership, target: Membership, role: str) -> None:
                         else "Use 'Transfer ownership' to make someone the owner.")
     _check_manager(actor, target)
     target.role = role
-    db.session.commit()
 
 
 def max_cap(workspace: Workspace) -> int:
@@ -318,7 +309,6 @@ def set_cap(actor: Membership, target: Membership, cap: int | None) -> None:
             raise TeamError(f"A cap can be at most {limit} (the {'pool' if target.workspace.quota_mode == 'pooled' else 'seat quota'}); "
                             "leave it empty for no cap.")
     target.quota_cap = cap
-    db.session.commit()
 
 
 def remove_member(actor: Membership, target: Membership) -> User:
@@ -329,7 +319,6 @@ def remove_member(actor: Membership, target: Membership) -> User:
     user = target.user
     db.session.delete(target)
     _keep_a_workspace(user)
-    db.session.commit()
     return user
 
 
@@ -347,7 +336,6 @@ def leave(membership: Membership) -> None:
     user = membership.user
     db.session.delete(membership)
     _keep_a_workspace(user)
-    db.session.commit()
 
 
 def transfer_ownership(owner: Membership, target: Membership) -> None:
@@ -358,4 +346,3 @@ def transfer_ownership(owner: Membership, target: Membership) -> None:
     lock(owner.workspace_id)
     target.role = "owner"
     owner.role = "admin"
-    db.session.commit()

@@ -207,6 +207,7 @@ def test_editing_a_seeded_template_protects_it_from_seeding(app, admin_client):
         template.seed_hash = "changed-upstream"  # as if the seed file changed
         db.session.commit()
         seed_templates()
+        db.session.commit()
         template = db.session.get(Template, template_id)
         assert template.description == "Edited by an admin"
         assert db.session.scalar(select(func.count(TemplateVersion.id))

@@ -15,6 +15,7 @@ class ApiWorld:
         self.app, self.team = app, team
         with app.app_context():
             teams.set_seats(team.workspace_id, 5, generations_per_seat=10, plan="business")
+            db.session.commit()
         self.client = app.test_client()
         self.owner_id = self.user_id("owner@example.com")
         self.key = self.make_key()
@@ -34,6 +35,7 @@ class ApiWorld:
             actor = db.session.get(User, charge_user_id or self.owner_id)
             made = keys.create(workspace, actor, name="test key", scopes=list(scopes),
                                charge_user_id=charge_user_id or self.owner_id, expires_at=expires_at)
+            db.session.commit()
             return made.secret
 
     def stranger_key(self, make_user) -> str:
@@ -44,6 +46,7 @@ class ApiWorld:
         with self.app.app_context():
             workspace_id = db.session.scalar(select(Membership.workspace_id).where(Membership.user_id == stranger))
             teams.set_seats(workspace_id, 1, plan="business")
+            db.session.commit()
         return self.make_key(workspace_id=workspace_id, charge_user_id=stranger)
 
     def headers(self, key: str | None = None, **extra) -> dict:

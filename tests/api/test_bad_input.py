@@ -79,6 +79,7 @@ def test_plan_without_api_access(api, app):
     from app.workspaces import services as teams
     with app.app_context():
         teams.set_seats(api.team.workspace_id, 5, plan="pro")
+        db.session.commit()
     before = counts(app)
     problem(api.post("/api/v1/generations", api.body()), 403, "plan-required")
     assert_nothing_written(app, before)

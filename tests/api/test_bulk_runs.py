@@ -112,5 +112,6 @@ def test_scope_plan_and_tenancy(api, app, team, bulk_key, make_user):
     from app.workspaces import services as teams
     with app.app_context():
         teams.set_seats(team.workspace_id, 5, generations_per_seat=10, plan="pro")
+        db.session.commit()
     refused = api.get(f"/api/v1/bulk-runs/{run_id}", key=bulk_key)
     assert refused.status_code in (403,) and refused.get_json()["type"].endswith("plan-required")

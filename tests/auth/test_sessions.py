@@ -100,7 +100,9 @@ def test_suspension_ends_sessions_and_reactivation_does_not_revive_them(app, mak
     with app.app_context():
         admin, user = db.session.get(User, admin_id), db.session.get(User, user_id)
         set_suspended(admin, user, True)
+        db.session.commit()
         set_suspended(admin, user, False)
+        db.session.commit()
     assert not _logged_in(browser)
     assert not _logged_in(remembered)
     assert _logged_in(_login(app, "me@example.com"))

@@ -28,11 +28,13 @@ def billing(app, fake_stripe):
     app.config.update(settings)
     with app.app_context():
         seed_plans()
+        db.session.commit()
         db.session.remove()
     yield fake_stripe
     app.config.update(saved)
     with app.app_context():
         seed_plans()
+        db.session.commit()
         db.session.remove()
 
 

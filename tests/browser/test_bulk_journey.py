@@ -29,6 +29,7 @@ def _business(app, address: str) -> None:
         user_id = db.session.scalars(select(User.id).where(User.email == address)).one()
         workspace_id = db.session.scalars(select(Membership.workspace_id).where(Membership.user_id == user_id)).one()
         teams.set_seats(workspace_id, 1, generations_per_seat=100, plan="business")
+        db.session.commit()
         db.session.remove()
 
 

@@ -23,6 +23,7 @@ def _upgrade_to_pro(app, address: str) -> None:
         user_id = db.session.scalars(select(User.id).where(User.email == address)).one()
         workspace_id = db.session.scalars(select(Membership.workspace_id).where(Membership.user_id == user_id)).one()
         teams.set_seats(workspace_id, 1, generations_per_seat=20, plan="pro")
+        db.session.commit()
 
 
 def test_add_a_product_fact_generate_with_it_and_see_facts_used(page: Page, app, worker_process, fake_llm):

@@ -39,6 +39,7 @@ def test_owner_invites_member_who_generates_and_is_removed(app, browser, live_se
         with app.app_context():
             workspace_id = db.session.scalars(select(Membership.workspace_id)).one()
             teams.set_seats(workspace_id, 3, generations_per_seat=10, plan="pro")
+            db.session.commit()
             db.session.remove()
 
         owner.click("nav.mainnav >> text=Team")

@@ -65,6 +65,7 @@ def owner_with_long_result(app, browser, live_server, make_user, worker_process,
         workspace_id = db.session.scalars(select(Membership.workspace_id).where(Membership.user_id == user_id)).one()
         db.session.commit()
         teams.set_seats(workspace_id, 3, generations_per_seat=20, plan="pro")
+        db.session.commit()
         # A teammate with a long address and a pending invitation: the team and usage tables have rows,
         # and every seat is taken (the members page shows its one "seats taken" message).
         owner = db.session.get(User, user_id)

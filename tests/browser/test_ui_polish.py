@@ -34,6 +34,7 @@ def owner(app, make_user):
         db.session.add(BrandVoice(workspace_id=workspace_id, name="Calm barista", description="Calm and precise."))
         db.session.commit()
         teams.set_seats(workspace_id, 2, generations_per_seat=50, plan="pro")
+        db.session.commit()
         db.session.remove()
     return "polish@example.com", workspace_id
 

@@ -58,6 +58,7 @@ def test_owner_adds_an_endpoint_and_sees_its_deliveries(app, browser, live_serve
         with app.app_context():
             workspace_id = db.session.scalars(select(Membership.workspace_id)).one()
             teams.set_seats(workspace_id, 2, generations_per_seat=10, plan="business")
+            db.session.commit()
             db.session.remove()
 
         page.click("nav.mainnav >> text=Team")

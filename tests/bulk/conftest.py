@@ -48,6 +48,7 @@ def business(app, client, login):
     with app.app_context():
         workspace_id = db.session.scalars(select(Membership.workspace_id).where(Membership.user_id == user_id)).one()
         teams.set_seats(workspace_id, 1, generations_per_seat=100, plan="business")
+        db.session.commit()
         db.session.remove()
     return workspace_id
 

@@ -138,6 +138,7 @@ def test_members_see_their_own_runs_and_managers_all(app, team, run_bulk_worker)
     from app.workspaces import services as teams
     with app.app_context():
         teams.set_seats(team.workspace_id, 5, generations_per_seat=50, plan="business")
+        db.session.commit()
     team.add("member@example.com")
     team.add("other@example.com")
     team.add("admin@example.com", role="admin")
@@ -165,6 +166,7 @@ def test_another_workspace_s_run_is_a_404(app, client, business, make_user):
         workspace_id = db.session.scalars(select(Membership.workspace_id).join(Membership.user).where(
             Membership.user.has(email="stranger@example.com"))).one()
         teams.set_seats(workspace_id, 1, generations_per_seat=10, plan="business")
+        db.session.commit()
     for path in (f"/bulk/{run_id}", f"/bulk/{run_id}/progress", f"/bulk/{run_id}/results.csv",
                  f"/bulk/{run_id}/map", f"/history?run={run_id}"):
         response = other.get(path)

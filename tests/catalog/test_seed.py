@@ -34,6 +34,7 @@ def test_catalogue_covers_the_required_templates_and_categories():
 def test_seeding_is_idempotent(app_ctx):
     before = db.session.scalar(select(func.count(TemplateVersion.id)))
     counts = seed_templates()
+    db.session.commit()
     assert counts["created"] == 0 and counts["updated"] == 0
     assert db.session.scalar(select(func.count(TemplateVersion.id))) == before
 
@@ -47,6 +48,7 @@ def test_a_changed_seed_file_adds_and_publishes_a_new_version(app_ctx, tmp_path)
     old_version_id = template.published_version_id
     try:
         assert seed_templates(tmp_path)["updated"] == 1
+        db.session.commit()
         db.session.refresh(template)
         assert template.published_version_id != old_version_id
         assert template.published_version.user_prompt.endswith("Keep it crisp.")
@@ -54,6 +56,7 @@ def test_a_changed_seed_file_adds_and_publishes_a_new_version(app_ctx, tmp_path)
     finally:
         # The real file differs again, so this publishes its content as a newer version.
         seed_templates()
+        db.session.commit()
 
 
 def _valid():

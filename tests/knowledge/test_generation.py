@@ -98,6 +98,7 @@ def test_another_workspaces_item_cannot_be_picked(app, owner, client, login, mak
     with app.app_context():
         workspace_id = db.session.scalars(select(Membership.workspace_id).where(Membership.user_id == user_id)).one()
         teams.set_seats(workspace_id, 1, generations_per_seat=10, plan="pro")
+        db.session.commit()
     other_item = add_item(client, "Other", "Another workspace's secret price is $99.")
     response = _generate(owner, knowledge_mode="pick", knowledge_items=str(other_item), expect=422)
     assert "not a valid choice" in response.get_data(as_text=True)
@@ -116,6 +117,7 @@ def test_a_template_that_places_knowledge_itself_gets_no_appended_section(app, o
             "system_prompt": "Write in {{ language }}.",
             "user_prompt": "Topic: {{ topic }}\n{% if knowledge %}KNOWN FACTS >>>\n{{ knowledge }}\n<<<{% endif %}",
         }, author=None, workspace_id=team.workspace_id, publish_now=True)
+        db.session.commit()
     response = owner.post("/write/fact-post", data={"f_topic": "Hydra bottle launch", "tone": "Friendly",
                                                     "language": "English", "variant_count": "1",
                                                     "creativity": "balanced"})
@@ -163,6 +165,7 @@ def test_a_workspace_without_the_plan_gets_no_knowledge_fields_or_facts(app, own
     add_item(owner, "Hydra bottle", HYDRA)
     with app.app_context():
         teams.set_seats(team.workspace_id, 5, generations_per_seat=10, plan="free")
+        db.session.commit()
     assert "Let Copydeck choose" not in owner.get("/write/x-post").get_data(as_text=True)
     generation_id = _generate(owner, knowledge_mode="auto")
     run_worker()

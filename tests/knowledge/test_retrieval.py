@@ -72,6 +72,7 @@ def test_only_this_workspace_and_only_picked_items(app, workspace_id, make_user)
     with app.app_context():
         other_ws = db.session.scalars(select(Membership.workspace_id).where(Membership.user_id == other_user)).one()
         teams.set_seats(other_ws, 1, generations_per_seat=10, plan="pro")
+        db.session.commit()
         services.create_item(db.session.get(Workspace, other_ws), db.session.get(User, other_user), kind="product",
                              title="Rival bottle", body="The rival bottle costs $9.", tags=[])
         db.session.commit()

@@ -23,11 +23,18 @@ def _user_and_workspace(user_id):
 
 
 def _start(user_id, variants=1):
+    """Start a generation as the write view does: commit it, or roll a refusal back."""
     user, workspace = _user_and_workspace(user_id)
     template = get_published("x-post")
-    return services.start(workspace=workspace, user=user, template=template,
-                          values={"topic": "Launch day", "details": "", "link": ""},
-                          tone="Bold", language="English", variant_count=variants, creativity="balanced")
+    try:
+        generation = services.start(workspace=workspace, user=user, template=template,
+                                    values={"topic": "Launch day", "details": "", "link": ""},
+                                    tone="Bold", language="English", variant_count=variants, creativity="balanced")
+    except quota.QuotaExceeded:
+        db.session.rollback()
+        raise
+    db.session.commit()
+    return generation
 
 
 def test_reserve_settle_refund_move_the_ledger_once(app_ctx, make_user):

@@ -317,12 +317,16 @@ def visitors(app, team, run_worker, make_user):
         site_admin = db.session.get(User, site_admin_id)
         site_template = versions.create_template(template_data("matrix-site"), author=site_admin, workspace_id=None,
                                                  publish_now=True)
+        db.session.commit()
         versions.save_version(site_template, template_data("matrix-site"), author=site_admin, message="v2",
                               publish_now=True)
+        db.session.commit()
         ws_template = versions.create_template(template_data("matrix-team"), author=site_admin,
                                                workspace_id=team.workspace_id, publish_now=True)
+        db.session.commit()
         versions.save_version(ws_template, template_data("matrix-team"), author=site_admin, message="v2",
                               publish_now=True)
+        db.session.commit()
         payload = {"system_prompt": "s", "user_prompt": "u", "format": "single", "max_chars": None, "variants": 1}
         site_job = test_runs.enqueue(payload, user_id=site_admin_id, scope="template_admin")
         ws_job = test_runs.enqueue(payload, user_id=team_admin_id, scope="workspace_templates")

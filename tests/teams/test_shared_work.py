@@ -39,6 +39,7 @@ def test_brand_voice_crud_and_prompt(app, team, run_worker, fake_llm):
     from app.auth import services
     with app.app_context():
         services.sign_up("out@example.com", "correct-horse-battery")
+        db.session.commit()
     outsider.post("/login", data={"email": "out@example.com", "password": "correct-horse-battery"})
     response = outsider.post("/write/product-description", data=form_data(app, "product-description", 1,
                                                                            brand_voice=str(voice_id)))

@@ -100,10 +100,12 @@ def allow_loopback(app, monkeypatch):
 @pytest.fixture
 def hooks_team(team, app):
     """The shared Team fixture on the Business plan (webhooks need api_access)."""
+    from app.extensions import db
     from app.workspaces import services as teams
 
     with app.app_context():
         teams.set_seats(team.workspace_id, 5, generations_per_seat=10, plan="business")
+        db.session.commit()
     return team
 
 

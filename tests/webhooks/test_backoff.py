@@ -28,7 +28,9 @@ def _delivery(app) -> WebhookDelivery:
 def _sweep(app) -> int:
     with app.app_context():
         try:
-            return services.sweep_due()
+            due = services.sweep_due()
+            db.session.commit()  # as the maintenance round does
+            return due
         finally:
             db.session.remove()
 

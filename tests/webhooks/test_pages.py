@@ -47,6 +47,7 @@ def test_another_workspaces_endpoint_and_delivery_are_404(app, hooks_team, allow
         workspace_id = db.session.scalars(select(Membership.workspace_id)
                                           .where(Membership.user_id == stranger_id)).one()
         teams.set_seats(workspace_id, 2, generations_per_seat=10, plan="business")
+        db.session.commit()
     stranger = app.test_client()
     stranger.post("/login", data={"email": "stranger@example.com", "password": "correct-horse-battery"})
     own_id = add_endpoint(stranger, "http://127.0.0.1:9/mine")

@@ -10,6 +10,7 @@ from app.bounds import whole_number
 from app.admin.forms import ImportForm
 from app.admin.views import bp
 from app.core import utcnow
+from app.extensions import db
 from app.catalog import stats, transfer, versions
 from app.web import site_admin_required
 
@@ -29,6 +30,7 @@ def import_templates():
         except transfer.ImportRefused as exc:
             problems = exc.problems
         else:
+            db.session.commit()
             flash(f"Imported {filename}: {counts['created']} created, {counts['updated']} updated, "
                   f"{counts['unchanged']} unchanged.", "success")
             return redirect(url_for("template_admin.index"))

@@ -8,6 +8,7 @@ from app.admin import model_policy, queues, settings
 from app.llm import settings as model_settings
 from app.admin.forms import LLMSettingsForm, WorkspaceModelsForm
 from app.admin.views import bp
+from app.extensions import db
 from app.llm import LLMError, check_connection
 from app.web import is_htmx, site_admin_required
 
@@ -19,6 +20,7 @@ def llm():
                            if request.method == "GET" else None)
     if form.validate_on_submit():
         settings.put(settings.DEFAULT_MODEL, form.default_model.data, current_user)
+        db.session.commit()
         flash(f"Default model: {settings.default_model()}. The next generation uses it.", "success")
         return redirect(url_for("admin.llm"))
     return _llm_page(form, _models_form())
@@ -50,6 +52,7 @@ def workspace_models():
             models_form.models.errors.append(str(exc))
         else:
             model_policy.save(models, current_user)
+            db.session.commit()
             flash(f"Workspace templates may use {', '.join(models) or 'only the site default model'}.", "success")
             return redirect(url_for("admin.llm"))
     form = LLMSettingsForm(formdata=None, data={"default_model": settings.get(settings.DEFAULT_MODEL) or ""})
@@ -110,5 +113,6 @@ def requeue(name: str, job_id: str):
         flash("That job is no longer in the failed registry (already requeued or expired).", "error")
         return redirect(url_for("admin.queues_page"))
     queues.requeue(_redis(), name, job, current_user)
+    db.session.commit()
     flash(f"Job {job_id} is back on the {name} queue.", "success")
     return redirect(url_for("admin.queues_page"))

@@ -45,6 +45,7 @@ def _user_action(user_id: int, action) -> object:
     except services.AdminError as exc:
         flash(str(exc), "error")
     else:
+        db.session.commit()
         flash(message, "success")
     return redirect(url_for("admin.user", user_id=target.id))
 
@@ -111,7 +112,9 @@ def workspace(workspace_id: int):
         try:
             services.size_workspace(current_user, target.id, plan=form.plan.data, seats=form.seats.data,
                                     generations_per_seat=form.generations_per_seat.data, force=form.force.data)
+            db.session.commit()
         except services.AdminError as exc:
+            db.session.rollback()  # let go of the workspace's lock; nothing was written
             form.seats.errors.append(str(exc))
             target = required(db.session.get(Workspace, workspace_id), f"workspace {workspace_id}")
             return _workspace_page(target, form, 422)
