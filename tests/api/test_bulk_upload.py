@@ -244,6 +244,7 @@ def test_scope_plan_and_another_workspaces_template(api, app, team, bulk_key, ma
             "output": {"variants": 1, "max_chars": 200, "format": "single"},
             "system_prompt": "You write ads.", "user_prompt": "Topic: {{ topic }}"},
             author=stranger, workspace_id=workspace_id, publish_now=True)
+        db.session.commit()
     before = bulk_counts(app)
     document = problem(upload(api, bulk_key, csv_bytes([["Spring"]], headers=["topic"]), template="their-ads"),
                        404, "not-found")
@@ -252,5 +253,6 @@ def test_scope_plan_and_another_workspaces_template(api, app, team, bulk_key, ma
     from app.workspaces import services as teams
     with app.app_context():
         teams.set_seats(team.workspace_id, 5, generations_per_seat=10, plan="pro")
+        db.session.commit()
     problem(upload(api, bulk_key, data), 403, "plan-required")
     assert bulk_counts(app) == before
