@@ -381,11 +381,13 @@ def errors_csv_rows(check: Check) -> list[list[str]]:
 
 # --- starting and steering a run -----------------------------------------------------------------------
 
-def start_run(run: BulkRun, user: User, *, only_fitting: bool, redo_done: bool) -> int:
+def start_run(run: BulkRun, user: User, *, only_fitting: bool, redo_done: bool, checked: Check | None = None) -> int:
     """Turn the draft into a run: one row per data row of the file, the runnable ones pending.
 
     `only_fitting`: run as many rows as the remaining quota covers (in file order), the rest skipped.
     Otherwise all runnable rows, refused if the quota is short. Returns the number of rows to run.
+    `checked`: the rows' check when the caller made it for this run in this transaction, with the same
+    `redo_done` (the API's creates), so a 10,000-row file is not read and checked twice.
     """
     from app.billing import services as billing
 
@@ -401,8 +403,8 @@ def start_run(run: BulkRun, user: User, *, only_fitting: bool, redo_done: bool) 
     problems = mapping_problems(run.template_version, run.columns, run.mapping)
     if problems:
         raise BulkError(problems[0])
-    sheet = read_sheet(run)
-    check = check_rows(run, sheet, user.id, redo_done=redo_done, previews=False)
+    check = checked if checked is not None else \
+        check_rows(run, read_sheet(run), user.id, redo_done=redo_done, previews=False)
     runnable = check.runnable
     chosen = check.fitting() if only_fitting else runnable
     if not runnable:
@@ -498,7 +500,7 @@ def start_from_rows(workspace: Workspace, user: User, template: Template, rows: 
         raise RowsInvalid(errors)
     if on_record is not None:
         on_record(run)
-    start_run(run, user, only_fitting=only_fitting, redo_done=redo_done)
+    start_run(run, user, only_fitting=only_fitting, redo_done=redo_done, checked=check)
     return run
 
 
@@ -555,7 +557,7 @@ def start_from_upload(workspace: Workspace, user: User, template: Template, file
     _remember(workspace.id, template.id, effective)
     if on_record is not None:
         on_record(run)
-    start_run(run, user, only_fitting=only_fitting, redo_done=redo_done)
+    start_run(run, user, only_fitting=only_fitting, redo_done=redo_done, checked=check)
     return run
 
 
