@@ -62,6 +62,23 @@ def test_the_run_pauses_when_the_quota_runs_out_mid_run_and_resumes_with_more(ap
     assert ledger(app) == (4, 0)
 
 
+def test_rows_of_someone_who_lost_their_seat_fail_with_the_reason_and_cost_nothing(app, team, run_bulk_worker,
+                                                                                 fake_llm):
+    from app.workspaces import services as teams
+    with app.app_context():
+        teams.set_seats(team.workspace_id, 5, generations_per_seat=50, plan="business")
+    team.add("member@example.com")
+    run_id = start(team.client("member@example.com"), csv_bytes(product_rows(5)))
+    owner = team.client("owner@example.com")
+    assert owner.post(f"/workspace/members/{team.membership_id('member@example.com')}/remove").status_code == 302
+    run_bulk_worker()
+    assert run_counts(app, run_id) == ("finished", {"failed": 5})
+    assert set(_notes(app, run_id)) == {"The person who started this run no longer has a seat in this workspace."}
+    assert fake_llm.chat_requests == [] and _charges(app) == 0
+    with app.app_context():
+        assert db.session.get(BulkSlots, team.workspace_id).in_flight == 0
+
+
 def _workspace_template(client, slug: str, **overrides) -> None:
     response = client.post("/workspace/templates/new", data=editor_form(slug, publish="1", **overrides))
     assert response.status_code == 302, response.get_data(as_text=True)[:2000]
