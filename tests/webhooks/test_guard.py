@@ -234,6 +234,16 @@ def test_a_receiver_that_drips_its_status_line_is_cut_off_at_the_deadline(raw_re
     assert not answer.ok
 
 
+def test_a_receiver_that_drips_a_body_it_will_close_is_cut_off_at_the_deadline_too(raw_receivers):
+    """http.client lets go of the connection of a response that says `Connection: close`; the deadline
+    must still shut it, or a receiver dripping its body holds the worker for max_bytes x timeout."""
+    receiver = raw_receivers(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n", b"x" * 200, every=0.05)
+    answer = _post(receiver.target())
+    assert answer.status_code == 200  # it answered 200: the event was received
+    assert len(answer.excerpt) < 200  # but its body was not waited for past the deadline
+    assert receiver.cut.wait(10)  # the receiver saw its connection shut under it
+
+
 def test_a_refused_connection_and_a_receiver_that_hangs_up_are_failed_attempts(raw_receivers):
     closed = socket.create_server(("127.0.0.1", 0))
     port = closed.getsockname()[1]
