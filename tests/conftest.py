@@ -378,3 +378,71 @@ def team(app, make_user):
     for old in outbox.glob("*.eml"):
         old.unlink()
     return Team(app, make_user)
+
+
+class WorkerShutdown:
+    """The threaded worker's shutdown past its grace (workers/threaded.py: `watchdog.interrupt()` ends every
+    model call in flight and refuses new ones), done in this process so that coverage sees the jobs' side.
+
+    `when_streaming(generation_id)` starts a thread that waits until that generation's stream shows its first
+    token (so the model call is in flight, with the fake holding it there), runs `then` (e.g. press Stop),
+    and interrupts. `generation_id` may be a callable that blocks until the generation exists.
+    """
+
+    def __init__(self, app, fake_llm):
+        self.app, self.fake_llm = app, fake_llm
+        self.threads: list = []
+        self.errors: list[BaseException] = []
+
+    def when_streaming(self, generation_id, then=None) -> None:
+        import threading
+
+        from app.llm import watchdog
+
+        self.fake_llm.hold(before_token=1)  # the first token is shown, then the model "thinks"
+
+        def run() -> None:
+            try:
+                wanted = generation_id() if callable(generation_id) else generation_id
+                _wait_for_entry(self.app, wanted, "token")
+                if then is not None:
+                    then()
+                watchdog.interrupt()
+            except BaseException as exc:  # reported by the fixture's teardown
+                self.errors.append(exc)
+                watchdog.interrupt()  # never leave the worker waiting on a held stream
+
+        thread = threading.Thread(target=run, name="worker-shutdown", daemon=True)
+        thread.start()
+        self.threads.append(thread)
+
+    def over(self) -> None:
+        """The shut-down worker is gone; the next one (this process again) calls the model as usual."""
+        from app.llm import watchdog
+
+        for thread in self.threads:
+            thread.join(30)
+        watchdog.interrupted.clear()
+        self.fake_llm.release()
+        assert not self.errors, self.errors
+
+
+def _wait_for_entry(app, generation_id: int, kind: str, timeout: float = 30.0) -> None:
+    """Block (XREAD BLOCK, no polling) until the generation's stream has an entry of this kind."""
+    from app.generation.streams import read_batch
+
+    redis, last = app.extensions["redis"], "0"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for entry_id, entry_kind, _data in read_batch(redis, generation_id, last, 1000):
+            if entry_kind == kind:
+                return
+            last = entry_id
+    raise AssertionError(f"generation {generation_id}: no {kind!r} entry within {timeout} s")
+
+
+@pytest.fixture
+def worker_shutdown(app, fake_llm):
+    shutdown = WorkerShutdown(app, fake_llm)
+    yield shutdown
+    shutdown.over()  # the next test's worker is a new one

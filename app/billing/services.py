@@ -223,6 +223,8 @@ def has_seat(workspace: Workspace, user_id: int) -> bool:
     keep their history but cannot generate until seats return.
     """
     members = db.session.scalars(select(Membership).where(Membership.workspace_id == workspace.id)).all()
+    if all(m.user_id != user_id for m in members):
+        return False  # not a member (any more: a bulk run's rows outlive their starter's removal)
     if len(members) <= workspace.seats:
         return True
     order = {"owner": 0, "admin": 1, "member": 2}

@@ -132,9 +132,10 @@ class _PinnedHTTP(http.client.HTTPConnection):
     def __init__(self, target: Target, timeout: float):
         super().__init__(target.host, target.port, timeout=timeout)
         self._ip = target.ip
+        self.opened: socket.socket | None = None  # kept after http.client lets go of it (see _shut)
 
     def connect(self) -> None:
-        self.sock = socket.create_connection((self._ip, self.port), self.timeout)
+        self.sock = self.opened = socket.create_connection((self._ip, self.port), self.timeout)
 
 
 class _PinnedHTTPS(http.client.HTTPSConnection):
@@ -144,10 +145,11 @@ class _PinnedHTTPS(http.client.HTTPSConnection):
         super().__init__(target.host, target.port, timeout=timeout, context=context)
         self._ip = target.ip
         self._tls = context
+        self.opened: socket.socket | None = None  # as in _PinnedHTTP
 
     def connect(self) -> None:
         sock = socket.create_connection((self._ip, self.port), self.timeout)
-        self.sock = self._tls.wrap_socket(sock, server_hostname=self.host)
+        self.sock = self.opened = self._tls.wrap_socket(sock, server_hostname=self.host)
 
 
 def post(target: Target, body: bytes, headers: dict[str, str], *, timeout: float, deadline: float,
@@ -159,7 +161,7 @@ def post(target: Target, body: bytes, headers: dict[str, str], *, timeout: float
     """
     started = time.monotonic()
     if target.scheme == "https":
-        conn: http.client.HTTPConnection = _PinnedHTTPS(target, timeout, ssl.create_default_context())
+        conn: _PinnedHTTP | _PinnedHTTPS = _PinnedHTTPS(target, timeout, ssl.create_default_context())
     else:
         conn = _PinnedHTTP(target, timeout)
     timer = threading.Timer(deadline, _shut, args=(conn,))
@@ -182,8 +184,10 @@ def post(target: Target, body: bytes, headers: dict[str, str], *, timeout: float
         conn.close()
 
 
-def _shut(conn: http.client.HTTPConnection) -> None:
-    sock = conn.sock
+def _shut(conn: _PinnedHTTP | _PinnedHTTPS) -> None:
+    # Not conn.sock: http.client drops it once a response says it will close the connection (HTTP/1.0,
+    # `Connection: close`), and the body is then read from the same socket with no deadline but ours.
+    sock = conn.opened
     if sock is not None:
         try:
             sock.shutdown(socket.SHUT_RDWR)  # wakes a blocked read, as the LLM watchdog does

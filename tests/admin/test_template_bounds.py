@@ -45,7 +45,8 @@ def _counted_form(slug: str = "launch-tweet", user_prompt: str = CUBE, **overrid
 
 
 @pytest.mark.parametrize("name", ["nested loops over range", "replace growth", "recursive macro",
-                                  "namespace string doubled", "exponent chain", "output size"])
+                                  "namespace string doubled", "exponent chain", "output size",
+                                  "deeply nested expression"])  # the last is refused while parsing, here
 def test_preview_and_save_refuse_a_hostile_workspace_template_naming_the_bound(app, author, name):
     source, _bound, message = DOS_PAYLOADS[name]
     form = editor_form(user_prompt=source)

@@ -55,14 +55,15 @@ def business(app, client, login):
 
 @pytest.fixture
 def run_bulk_worker(app):
-    """Run every queued job now, interactive queue first, then the bulk queue (burst), in a real SimpleWorker."""
+    """Run every queued job now (or the first `max_jobs`), interactive queue first, then the bulk queue (burst),
+    in a real SimpleWorker."""
     from rq import Queue, SimpleWorker
 
-    def run() -> None:
+    def run(max_jobs: int | None = None) -> None:
         with app.app_context():
             redis = app.extensions["redis"]
             queues = [Queue(app.config["RQ_QUEUE"], connection=redis), Queue(app.config["BULK_QUEUE"], connection=redis)]
-            SimpleWorker(queues, connection=redis).work(burst=True, with_scheduler=False)
+            SimpleWorker(queues, connection=redis).work(burst=True, with_scheduler=False, max_jobs=max_jobs)
 
     return run
 
@@ -100,9 +101,10 @@ def mapping_form(run_columns_to_fields: dict[str, str], settings: dict[str, str]
     return data
 
 
-def start(client, data: bytes, filename="products.csv", mapping=None, **kwargs) -> int:
+def start(client, data: bytes, filename="products.csv", mapping=None, slug: str = "product-description",
+          **kwargs) -> int:
     """Upload, map (auto-matched unless given), and start; returns the run id."""
-    response = upload(client, data, filename)
+    response = upload(client, data, filename, slug)
     assert response.status_code == 302, response.get_data(as_text=True)[:3000]
     run_id = int(response.headers["Location"].split("/")[2])
     mapping = mapping or {"product": "Product name", "features": "Features & details", "audience": "Target customer"}

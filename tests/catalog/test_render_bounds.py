@@ -136,3 +136,68 @@ def test_a_worker_killed_while_idle_is_replaced():
         os.kill(worker.process.pid, signal.SIGKILL)
         worker.process.wait()
     assert render_prompt("Hello {{ who }}", {"who": "there"}) == "Hello there"
+
+
+@pytest.fixture
+def own_pool(monkeypatch):
+    """This test's own render workers (the suite's stay as they are), all ended when it ends."""
+    monkeypatch.setattr(rendering, "_pools", {})
+    yield
+    rendering._close_pools()
+
+
+def _cpu_ticks(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])  # utime + stime
+
+
+def test_a_renderer_that_cannot_start_is_a_try_again_and_the_next_render_starts_one(own_pool, monkeypatch,
+                                                                                    tmp_path):
+    script = rendering.prompt_sandbox.__file__
+    monkeypatch.setattr(rendering.prompt_sandbox, "__file__", str(tmp_path / "gone.py"))  # e.g. a broken deploy
+    with pytest.raises(PromptError, match="the template renderer did not start within 30 s; try again") as caught:
+        render_prompt("Hello {{ who }}", {"who": "there"})
+    assert caught.value.bound == "busy"
+    monkeypatch.setattr(rendering.prompt_sandbox, "__file__", script)  # repaired
+    assert render_prompt("Hello {{ who }}", {"who": "there"}) == "Hello there"  # the failed start freed its place
+
+
+def test_a_worker_killed_in_the_middle_of_a_render_fails_that_render_only(own_pool, monkeypatch):
+    import signal
+    import threading
+
+    monkeypatch.setitem(rendering.DEFAULT_LIMITS, "RENDER_CPU_SECONDS", 60)  # only the kill ends this render
+    monkeypatch.setitem(rendering.DEFAULT_LIMITS, "RENDER_WALL_SECONDS", 60)
+    render_prompt("warm up", {})
+    [worker] = rendering._pool(rendering.DEFAULT_LIMITS["RENDER_WORKERS"])._idle.queue
+    idle_ticks = _cpu_ticks(worker.process.pid)
+    failures = []
+
+    def render() -> None:
+        with pytest.raises(PromptError) as caught:
+            render_prompt(DOS_PAYLOADS["nested loops over range"][0], {})
+        failures.append(caught.value)
+
+    thread = threading.Thread(target=render)
+    thread.start()
+    pause = threading.Event()  # never set: the worker gives no sign of rendering but the CPU it burns
+    for _ in range(3000):
+        if _cpu_ticks(worker.process.pid) >= idle_ticks + 5:  # it is rendering
+            break
+        pause.wait(0.01)
+    os.kill(worker.process.pid, signal.SIGKILL)  # the OOM killer, an operator...
+    thread.join(30)
+    assert [f.bound for f in failures] == ["time"] and "so it was stopped" in str(failures[0])
+    assert worker.process.returncode == -signal.SIGKILL
+    assert render_prompt("Hello {{ who }}", {"who": "again"}) == "Hello again"
+
+
+def test_at_exit_the_render_workers_end_even_one_that_does_not_exit_on_its_own(own_pool):
+    import signal
+
+    render_prompt("warm up", {})
+    [worker] = rendering._pool(rendering.DEFAULT_LIMITS["RENDER_WORKERS"])._idle.queue
+    os.kill(worker.process.pid, signal.SIGSTOP)  # stopped: it cannot read the end of its input and exit
+    rendering._close_pools()
+    assert worker.process.returncode == -signal.SIGKILL

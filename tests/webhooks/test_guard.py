@@ -132,3 +132,124 @@ def test_a_receiver_that_does_not_answer_times_out(app, hooks_team, allow_loopba
         assert delivery.status_code is None and "Timed out" in delivery.error
     receiver.hang.set()
     assert json.loads(receiver.next().body)["type"] == "webhook.test"
+
+
+def _resolving_to(*addresses):
+    """A resolver (getaddrinfo's shape) that answers these addresses for any host."""
+    def resolve(host, port, **kwargs):
+        return [(socket.AF_INET6 if ":" in a else socket.AF_INET, socket.SOCK_STREAM, 6, "", (a, port))
+                for a in addresses]
+    return resolve
+
+
+def _unresolvable(host, port, **kwargs):
+    raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+
+@pytest.mark.parametrize("url, resolver, message", [
+    ("   ", _resolving_to("93.184.216.34"), "Enter the endpoint's URL."),
+    ("https://" + "a" * 1990 + ".example.com/", _resolving_to("93.184.216.34"),
+     "The URL is longer than 2000 characters."),
+    ("https://hooks.example.com:99999/x", _resolving_to("93.184.216.34"), "That is not a valid URL."),
+    ("https://:8443/x", _resolving_to("93.184.216.34"), "The URL has no host name."),
+    ("gopher://hooks.example.com/x", _resolving_to("93.184.216.34"), "The URL must start with https://"),
+    ("https://hooks.example.com/x", _unresolvable, "The host hooks.example.com could not be resolved."),
+    ("https://hooks.example.com/x", _resolving_to(), "The host hooks.example.com could not be resolved."),
+    ("https://hooks.example.com/x", _resolving_to("::ffff:10.0.0.1"),
+     "resolves to a private address (::ffff:10.0.0.1)"),
+    ("https://hooks.example.com/x", _resolving_to("fe80::1%eth0"), "resolves to a link-local address (fe80::1%eth0)"),
+    ("https://hooks.example.com/x", _resolving_to("fc00::1"), "resolves to a private address (fc00::1)"),
+    ("https://hooks.example.com/x", _resolving_to("224.0.0.1"), "resolves to a reserved address (224.0.0.1)"),
+    ("https://hooks.example.com/x", _resolving_to("93.184.216.34", "::1"), "resolves to a loopback address (::1)"),
+], ids=["blank", "too long", "port out of range", "no host", "scheme", "unresolvable", "no address",
+        "IPv4-mapped private", "IPv6 link-local", "IPv6 unique local", "multicast", "one of two is loopback"])
+def test_the_guard_refuses_with_the_message_the_user_reads(url, resolver, message):
+    with pytest.raises(guard.UnsafeURL) as refused:
+        guard.check(url, resolver=resolver)
+    assert message in str(refused.value)
+
+
+@pytest.mark.parametrize("url, message", [("https://hooks.example.com:99999/x", "That is not a valid URL."),
+                                          ("https://:8443/x", "The URL has no host name.")])
+def test_registration_shows_the_guard_s_refusal(app, hooks_team, url, message):
+    owner = hooks_team.client("owner@example.com")
+    response = owner.post("/workspace/webhooks", data={"url": url, "events": ["generation.completed"]})
+    assert response.status_code == 422 and message in response.get_data(as_text=True)
+    assert _endpoints(app) == 0
+
+
+class _RawReceiver:
+    """A receiver on 127.0.0.1 written with a bare socket: it reads the request, sends `head`, then `drip`
+    one byte every `every` seconds until `stop` (or the connection breaks: `cut` is set)."""
+
+    def __init__(self, head: bytes, drip: bytes = b"", every: float = 0.1, close_at_once: bool = False):
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        self.stop, self.cut, self.sent = threading.Event(), threading.Event(), 0
+        self.thread = threading.Thread(target=self._serve, args=(head, drip, every, close_at_once), daemon=True)
+        self.thread.start()
+
+    def _serve(self, head: bytes, drip: bytes, every: float, close_at_once: bool) -> None:
+        conn, _ = self.server.accept()
+        with conn:
+            conn.recv(65536)
+            if close_at_once:
+                return
+            try:
+                conn.sendall(head)
+                for byte in drip:
+                    if self.stop.wait(every):
+                        return
+                    conn.sendall(bytes([byte]))
+                    self.sent += 1
+            except OSError:
+                self.cut.set()
+
+    def target(self) -> guard.Target:
+        return guard.Target("http", "hooks.example.com", self.port, "/hook", "127.0.0.1")
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(10)
+        self.server.close()
+
+
+@pytest.fixture
+def raw_receivers():
+    made: list[_RawReceiver] = []
+    yield lambda *args, **kwargs: made.append(_RawReceiver(*args, **kwargs)) or made[-1]
+    for receiver in made:
+        receiver.close()
+
+
+def _post(target: guard.Target, deadline: float = 0.5) -> guard.Answer:
+    return guard.post(target, b"{}", {"Content-Type": "application/json"}, timeout=5, deadline=deadline,
+                      max_bytes=4096)
+
+
+def test_a_receiver_that_drips_its_status_line_is_cut_off_at_the_deadline(raw_receivers):
+    receiver = raw_receivers(b"", b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", every=0.2)
+    answer = _post(receiver.target())
+    assert (answer.status_code, answer.error) == (None, "No complete answer within 0.5 s.")
+    assert not answer.ok
+
+
+def test_a_receiver_that_drips_a_body_it_will_close_is_cut_off_at_the_deadline_too(raw_receivers):
+    """http.client lets go of the connection of a response that says `Connection: close`; the deadline
+    must still shut it, or a receiver dripping its body holds the worker for max_bytes x timeout."""
+    receiver = raw_receivers(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n", b"x" * 200, every=0.05)
+    answer = _post(receiver.target())
+    assert answer.status_code == 200  # it answered 200: the event was received
+    assert len(answer.excerpt) < 200  # but its body was not waited for past the deadline
+    assert receiver.cut.wait(10)  # the receiver saw its connection shut under it
+
+
+def test_a_refused_connection_and_a_receiver_that_hangs_up_are_failed_attempts(raw_receivers):
+    closed = socket.create_server(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()  # nothing listens there any more
+    refused = _post(guard.Target("http", "hooks.example.com", port, "/hook", "127.0.0.1"))
+    assert (refused.status_code, refused.error) == (None, "Connection refused.")
+    hung_up = _post(raw_receivers(b"", close_at_once=True).target())
+    assert hung_up.status_code is None
+    assert hung_up.error == "RemoteDisconnected: Remote end closed connection without response"
