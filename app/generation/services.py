@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from flask import current_app
+from sqlalchemy.orm.attributes import set_committed_value
 
 from app.auth.models import User
 
@@ -119,6 +120,7 @@ def start(*, workspace: Workspace, user: User, template: Template, values: dict[
     )
     db.session.add(generation)
     db.session.flush()
+    set_committed_value(generation, "variants", [])  # a new generation has none: no query to find out
     if on_record is not None:
         on_record(generation)
     quota.reserve(workspace, user.id, generation.id, variant_count)
