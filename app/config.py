@@ -147,6 +147,8 @@ def load() -> dict:
         # Bulk runs (app/bulk): their rows' own queue, taken after RQ_QUEUE; rows in flight per workspace.
         "BULK_QUEUE": os.environ.get("BULK_QUEUE", "bulk"),
         "BULK_CONCURRENCY": _int("BULK_CONCURRENCY", 4),
+        # An upload that is never started is deleted (with its file) after this many hours.
+        "BULK_DRAFT_HOURS": _int("BULK_DRAFT_HOURS", 24),
         # The outbox (app/outbox): jobs recorded with their transaction, swept when an enqueue failed.
         "OUTBOX_SWEEP_GRACE": _int("OUTBOX_SWEEP_GRACE", 30),
         "GENERATION_QUEUE_DEADLINE": _int("GENERATION_QUEUE_DEADLINE", 900),

@@ -7,7 +7,9 @@ takes over. A round:
    (Redis was down, or the process died in between) are delivered now, or settled if too late;
 2. `app.generation.recovery.recover()`: generations whose RQ job is gone or dead are requeued, or failed
    and refunded, exactly once, with the final `failed` entry in their stream;
-3. `app.webhooks.services.sweep_due()`: webhook attempts whose back-off time has come are enqueued.
+3. `app.webhooks.services.sweep_due()`: webhook attempts whose back-off time has come are enqueued;
+4. `app.bulk.services.expire_drafts()`: bulk uploads never started are deleted after BULK_DRAFT_HOURS
+   (each keeps its file, up to 10 MB).
 
 It runs in a child process of the worker host (see `start`); it only waits on the database and Redis.
 """
@@ -19,6 +21,7 @@ import os
 import signal
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 from multiprocessing.process import BaseProcess
 from typing import Callable
 
@@ -47,6 +50,7 @@ class Round:
     test_runs_refunded: int = 0
     webhook_attempts: int = 0
     bulk_rows_reconciled: int = 0
+    bulk_drafts_expired: int = 0
 
 
 def run_once(app: Flask) -> Round | None:
@@ -62,13 +66,14 @@ def run_once(app: Flask) -> Round | None:
             try:
                 # A test run's job cannot outlive 2 x JOB_TIMEOUT + 60 s: older ones were lost.
                 lost_after = 2 * app.config["JOB_TIMEOUT"] + 60
-                from app.bulk import tasks as bulk_tasks
+                from app.bulk import services as bulk_services, tasks as bulk_tasks
                 delivered, recovered = outbox.sweep(), recovery.recover()
                 test_runs_refunded = recover_stale_test_runs(lost_after)
                 webhook_attempts = webhooks.sweep_due()  # webhook retries that are due
+                drafts_expired = bulk_services.expire_drafts(timedelta(hours=app.config["BULK_DRAFT_HOURS"]))
                 db.session.commit()  # the round owns the transaction: the retries' jobs are enqueued after it
                 return Round(delivered, recovered, test_runs_refunded, webhook_attempts=webhook_attempts,
-                             bulk_rows_reconciled=bulk_tasks.recover())
+                             bulk_rows_reconciled=bulk_tasks.recover(), bulk_drafts_expired=drafts_expired)
             finally:
                 db.session.remove()
     finally:

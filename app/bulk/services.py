@@ -19,7 +19,7 @@ from datetime import timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import case, func, insert, select, update
+from sqlalchemy import case, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from werkzeug.datastructures import MultiDict
 
@@ -104,6 +104,15 @@ def create_draft(workspace: Workspace, user: User, template: Template, filename:
     db.session.add(run)
     db.session.flush()
     return run
+
+
+def expire_drafts(older_than: timedelta) -> int:
+    """Delete drafts (uploads never started) older than `older_than`: each keeps its whole file (up to
+    10 MB) in `source`, and an abandoned upload would keep it for ever. A draft has no rows and charged
+    nothing; its template's remembered mapping stays. Returns how many were deleted (the caller commits)."""
+    return rowcount(db.session.execute(
+        delete(BulkRun).where(BulkRun.status == "draft", BulkRun.created_at < utcnow() - older_than)
+        .execution_options(synchronize_session=False)))
 
 
 def read_sheet(run: BulkRun, options: dict[str, Any] | None = None) -> parsing.Sheet:

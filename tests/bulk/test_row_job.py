@@ -67,6 +67,7 @@ def test_rows_of_someone_who_lost_their_seat_fail_with_the_reason_and_cost_nothi
     from app.workspaces import services as teams
     with app.app_context():
         teams.set_seats(team.workspace_id, 5, generations_per_seat=50, plan="business")
+        db.session.commit()
     team.add("member@example.com")
     run_id = start(team.client("member@example.com"), csv_bytes(product_rows(5)))
     owner = team.client("owner@example.com")
@@ -88,12 +89,14 @@ def test_rows_of_a_workspace_template_whose_model_left_the_allow_list_fail_with_
         app, client, business, run_bulk_worker, fake_llm):
     with app.app_context():
         model_policy.save({"cheap-model": 500}, None)
+        db.session.commit()
     _workspace_template(client, "team-tweet", **{"llm-model": "cheap-model"})
     rows = [["Mug 1", "Makers"], ["Mug 2", "Coffee lovers"]]
     run_id = start(client, csv_bytes(rows, headers=["Product", "Audience"]), slug="team-tweet",
                    mapping={"product": "Product", "audience": "Audience"})
     with app.app_context():
         model_policy.save({"mid-model": 300}, None)  # the operator changed the list while the rows waited
+        db.session.commit()
     run_bulk_worker()
     assert run_counts(app, run_id) == ("finished", {"failed": 2})
     note = _notes(app, run_id)[0]
