@@ -26,9 +26,10 @@ class QueueFigures:
     scheduled: int
 
 
-def queue_names(redis: Redis, default: str) -> list[str]:
-    """The app's queue, plus any other queue RQ knows of on this Redis."""
-    return sorted({q.name for q in Queue.all(connection=redis)} | {default})
+def queue_names(redis: Redis, *ours: str) -> list[str]:
+    """The app's own queues (interactive generations, bulk rows), listed even before their first job,
+    plus any other queue RQ knows of on this Redis."""
+    return sorted({q.name for q in Queue.all(connection=redis)} | set(ours))
 
 
 def figures(redis: Redis, name: str) -> QueueFigures:

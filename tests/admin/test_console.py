@@ -152,6 +152,7 @@ def test_queue_health_shows_a_failed_job_and_requeues_it(app, admin_client, run_
     run_worker()
     body = admin_client.get("/admin/queues").get_data(as_text=True)
     queue = app.config["RQ_QUEUE"]
+    assert f'data-queue="{app.config["BULK_QUEUE"]}"' in body  # bulk rows' queue, listed before its first job
     assert re.search(rf'data-queue="{queue}">.*?class="num failed">1<', body, re.S)
     assert 'data-job="broken-1"' in body and "Invalid attribute name: no_such_function" in body
     detail = admin_client.get(f"/admin/queues/{queue}/failed/broken-1").get_data(as_text=True)

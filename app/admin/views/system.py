@@ -81,7 +81,7 @@ def _redis():
 
 
 def _known_queue_or_404(name: str) -> str:
-    if name not in queues.queue_names(_redis(), current_app.config["RQ_QUEUE"]):
+    if name not in queues.queue_names(_redis(), current_app.config["RQ_QUEUE"], current_app.config["BULK_QUEUE"]):
         abort(404)
     return name
 
@@ -90,7 +90,7 @@ def _known_queue_or_404(name: str) -> str:
 @site_admin_required
 def queues_page():
     redis = _redis()
-    names = queues.queue_names(redis, current_app.config["RQ_QUEUE"])
+    names = queues.queue_names(redis, current_app.config["RQ_QUEUE"], current_app.config["BULK_QUEUE"])
     return render_template("admin/queues.html", figures=[queues.figures(redis, n) for n in names],
                            failed={n: queues.failed_jobs(redis, n) for n in names}, summary=queues.error_summary)
 
