@@ -185,6 +185,8 @@ def make_blueprint(scope: Scope, url_prefix: str) -> Blueprint:
                                                           llm.get("max_tokens")).max_tokens
         payload = {"system_prompt": result.system, "user_prompt": result.user,
                    "format": data["output"]["format"], "max_chars": data["output"]["max_chars"],
+                   # Field labels the model may echo ("Product: …"): cleaned as a generation's are.
+                   "labels": [str(f.get(key) or "") for f in data.get("fields") or [] for key in ("label", "name")],
                    "variants": _test_run_variants(state), "model": llm.get("model"),
                    "temperature": llm.get("temperature"), "max_tokens": llm.get("max_tokens")}
         if scope.workspace_id() is None:  # a site admin's test run of a site template is free

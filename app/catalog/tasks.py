@@ -156,7 +156,7 @@ def recover_stale_test_runs(max_age_seconds: int) -> int:
 
 def _run(payload: dict[str, Any]) -> dict[str, Any]:
     from app.llm.settings import llm_settings
-    from app.generation.rules import check, clean_output
+    from app.generation.rules import check, clean_output, is_plain
     from app.llm import LLMError, stream_chat
 
     settings = llm_settings(payload.get("model"))
@@ -164,6 +164,7 @@ def _run(payload: dict[str, Any]) -> dict[str, Any]:
     temperature = payload.get("temperature")
     temperature = BALANCED if temperature is None else float(temperature)
     fmt, limit = payload["format"], payload.get("max_chars")
+    labels = tuple(str(label) for label in payload.get("labels") or ())
     messages = [{"role": "system", "content": payload["system_prompt"]},
                 {"role": "user", "content": payload["user_prompt"]}]
     started = time.monotonic()
@@ -175,7 +176,9 @@ def _run(payload: dict[str, Any]) -> dict[str, Any]:
                                      max_tokens=max_tokens)
         except LLMError as exc:
             return {"position": position, "error": exc.summary}
-        text = clean_output(completion.text, fmt)
+        # The same cleaning as a generation's (app/generation/output.py): preambles, echoed field labels,
+        # and markdown syntax in lists and short copy.
+        text = clean_output(completion.text, fmt, labels, plain=is_plain(fmt, limit))
         verdict = check(text, fmt, limit)
         return {"position": position, "text": text, "ok": verdict.ok and bool(text), "empty": not text,
                 "length": verdict.length, "limit": verdict.limit,

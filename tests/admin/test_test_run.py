@@ -42,6 +42,19 @@ def test_a_test_run_shows_outputs_checks_and_tokens_and_charges_nobody(app, admi
         assert db.session.scalar(select(func.count(QuotaLedger.id))) == 0
 
 
+def test_a_test_run_cleans_output_as_a_generation_does(admin_client, run_worker, fake_llm):
+    """Preamble, echoed field labels and markdown syntax go, as in the marketer's results, so what the
+    template author sees is what marketers will get."""
+    fake_llm.script(reply("Sure! Here is your copy:\n\nProduct: **Juniper mugs**, made for makers."),
+                    reply("Audience: Makers love *Juniper* mugs."))
+    job_id = _job_id(admin_client.post("/admin/templates/test-run", data=editor_form()).get_data(as_text=True))
+    run_worker()
+    body = admin_client.get(f"/admin/templates/test-runs/{job_id}").get_data(as_text=True)
+    assert "Juniper mugs, made for makers." in body and "Makers love Juniper mugs." in body
+    assert "Here is your copy" not in body and "Product:" not in body and "Audience:" not in body
+    assert "**" not in body and "*Juniper*" not in body
+
+
 def test_a_failing_model_is_reported_per_variant(admin_client, run_worker, fake_llm):
     fake_llm.script(*[error(401, "bad key")] * 2)
     job_id = _job_id(admin_client.post("/admin/templates/test-run", data=editor_form()).get_data(as_text=True))
