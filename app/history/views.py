@@ -20,7 +20,8 @@ bp = Blueprint("history", __name__)
 # What a history row shows: the generation's header and inputs, two variants' text, the template's name.
 LIST_COLUMNS = (Generation.id, Generation.created_at, Generation.status, Generation.template_id, Generation.inputs,
                 Generation.bulk_row_id)
-VARIANT_COLUMNS = (Variant.id, Variant.generation_id, Variant.position, Variant.text, Variant.is_favourite)
+VARIANT_COLUMNS = (Variant.id, Variant.generation_id, Variant.position, Variant.text, Variant.is_favourite,
+                   Variant.refunded_at)
 
 
 def _rows(ids: list[int]) -> list[Generation]:

@@ -168,6 +168,8 @@ def test_a_flagged_variant_is_refunded_once_and_leaves_copy(app, client, login, 
         assert [(r.variant_id, r.amount, r.reason) for r in refunds] == [(flagged.id, 1, "cut_off")]
         assert db.session.scalars(select(QuotaCharge)).one().amount == 1  # usage agrees with the ledger
         assert db.session.get(Variant, flagged.id).refunded_at is not None  # kept in history
+    history = client.get("/history").get_data(as_text=True)
+    assert history.count('data-testid="refunded-badge"') == 1  # History marks it too
 
 
 def test_an_edited_variant_is_the_users_and_is_not_refunded(app, client, login, run_worker, fake_llm):
