@@ -58,7 +58,9 @@ def log_in(page: Page, address: str, password: str) -> None:
     page.goto("/login")
     page.fill("input[name=email]", address)
     page.fill("input[name=password]", password)
-    page.click("form button[type=submit]")
+    # Until the next page has loaded (htmx has wired its forms), typing into it may go unheard.
+    with page.expect_navigation():
+        page.click("form button[type=submit]")
 
 
 def fill_generate_form(page: Page, values: dict[str, str], variants: int) -> None:
