@@ -178,11 +178,9 @@ class Subject:
                    passages=tuple(f"{p.get('title', '')}\n{p.get('text', '')}" for p in passages if isinstance(p, dict)))
 
 
-def context_for(subject: Subject | Generation) -> CheckContext:
+def context_for(subject: Subject) -> CheckContext:
     """Everything the checks need about a generation: the workspace's rules (read here) and what the
-    writer was given (the claims' sources)."""
-    if isinstance(subject, Generation):
-        subject = Subject.of(subject)
+    writer was given (the claims' sources, copied from the row by Subject.of)."""
     workspace_id = subject.workspace_id
     guide = get_guide(workspace_id)
     rows = entries(workspace_id, guide)
